@@ -1,0 +1,24 @@
+"""``giftq db``: schema migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from giftq import migrate
+from giftq.settings import get_settings
+
+app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@app.command()
+def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    url = get_settings().sqlalchemy_url
+    migrate.upgrade(url, revision)
+    typer.echo(f"database at revision {migrate.current(url)}")
+
+
+@app.command()
+def current() -> None:
+    """Print the revision the database is at."""
+    typer.echo(migrate.current(get_settings().sqlalchemy_url) or "empty (run: giftq db upgrade)")

@@ -1,0 +1,178 @@
+"""Configuration, read once from ``GIFTQ_*`` environment variables.
+
+Every module asks :func:`get_settings`; nothing else reads the environment.
+
+Secrets (the claim-code pepper and encryption keys) are required when
+``GIFTQ_ENV=production``. In development a missing secret is generated once,
+kept in ``<GIFTQ_DATA_DIR>/secrets.json`` so that codes stay readable across
+restarts, and announced with a warning: never a silent constant.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(RuntimeError):
+    """The configuration is unusable (a required secret is missing or malformed)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GIFTQ_", extra="ignore", frozen=True)
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    """SQLAlchemy URL; empty means the embedded SQLite file ``<data_dir>/giftq.sqlite3``."""
+    database_pool_size: int = 10
+    sqlite_busy_timeout_ms: int = 30_000
+
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str = ""
+    """Empty: no result backend. Task results never carry claim codes either way."""
+
+    code_pepper: SecretStr | None = None
+    """Key of the HMAC that turns a claim code into its lookup hash (at least 32 bytes)."""
+    code_keys: SecretStr | None = None
+    """Claim-code encryption keys: ``kid:base64key,kid:base64key``; the first encrypts."""
+
+    # Redemption lockout: failures (not valid / mistyped) counted per account and per client.
+    redeem_window_seconds: int = Field(default=900, gt=0)
+    redeem_max_failures_per_account: int = Field(default=10, gt=0)
+    redeem_max_failures_per_client: int = Field(default=50, gt=0)
+
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    public_base_url: str = "http://localhost:8000"
+    """Where customers redeem codes: ``<public_base_url>/<marketplace>/redeem``."""
+
+    # --- email (delivery.email) ---
+    email_from: str = "giftq <gifts@localhost>"
+    email_reply_to: str = ""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = 30.0
+    smtp_batch_size: int = Field(default=100, gt=0)
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_private_key_path: Path | None = None
+    """PEM private key; DKIM signing is on when domain, selector and key are all set."""
+
+    # --- delivery pipeline (delivery) ---
+    issue_chunk_size: int = Field(default=500, gt=0)
+    dispatch_batch_size: int = Field(default=100, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _require_production_secrets(self) -> Settings:
+        if self.env == "production":
+            missing = [name for name in ("code_pepper", "code_keys") if getattr(self, name) is None]
+            if missing:
+                names = ", ".join(f"GIFTQ_{n.upper()}" for n in missing)
+                raise SettingsError(f"production needs {names}")
+            if not self.database_url:
+                raise SettingsError("production needs GIFTQ_DATABASE_URL")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Bare "postgresql://" would pick psycopg2; giftq ships psycopg 3.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{self.data_dir / 'giftq.sqlite3'}"
+
+    def pepper(self) -> bytes:
+        value = self._secret("code_pepper")
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise SettingsError("GIFTQ_CODE_PEPPER must be base64") from exc
+        if len(raw) < 32:
+            raise SettingsError("GIFTQ_CODE_PEPPER must hold at least 32 bytes")
+        return raw
+
+    def code_keyring(self) -> dict[str, bytes]:
+        """Encryption keys by id, the active (first) one first."""
+        keyring: dict[str, bytes] = {}
+        for item in self._secret("code_keys").split(","):
+            kid, sep, b64 = item.strip().partition(":")
+            if not sep or not kid:
+                raise SettingsError("GIFTQ_CODE_KEYS entries look like kid:base64key")
+            try:
+                key = base64.b64decode(b64, validate=True)
+            except ValueError as exc:
+                raise SettingsError(f"GIFTQ_CODE_KEYS key {kid!r} is not base64") from exc
+            if len(key) != 32:
+                raise SettingsError(f"GIFTQ_CODE_KEYS key {kid!r} must be 32 bytes (AES-256)")
+            keyring[kid] = key
+        return keyring
+
+    def _secret(self, name: str) -> str:
+        value: SecretStr | None = getattr(self, name)
+        if value is not None:
+            return value.get_secret_value()
+        return _development_secrets(self.data_dir)[name]
+
+
+def _development_secrets(data_dir: Path) -> dict[str, str]:
+    """Generated local secrets for development, kept on disk and announced."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    data_dir.mkdir(parents=True, exist_ok=True)
+    generated = {
+        "code_pepper": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "code_keys": "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(generated, f)
+    try:
+        # link() fails if another process got there first; theirs wins, so all agree.
+        os.link(tmp, path)
+    except FileExistsError:
+        os.unlink(tmp)
+        winner: dict[str, str] = json.loads(path.read_text())
+        return winner
+    os.unlink(tmp)
+    log.warning(
+        "GIFTQ_CODE_PEPPER and GIFTQ_CODE_KEYS are not set: generated development secrets "
+        "in %s. Set both in production.",
+        path,
+    )
+    return generated
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the demo change the environment)."""
+    get_settings.cache_clear()

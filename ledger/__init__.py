@@ -1,0 +1,56 @@
+"""The giftq ledger: claim codes and a double-entry ledger of gift-card money.
+
+Imports no Celery and nothing from ``delivery``: a storefront process can use it
+on its own. Every function takes the caller's SQLAlchemy session; every write
+takes an idempotency key.
+"""
+
+from ledger.accounts import Balance, HistoryItem, HistoryPage, balance, history
+from ledger.cards import (
+    CardSpec,
+    CardView,
+    IssuedCard,
+    activate_card,
+    find_card,
+    get_card,
+    issue_cards,
+    reveal_code,
+    void_card,
+)
+from ledger.checkout import CheckoutState, apply_balance, capture, refund, release
+from ledger.codes import ClaimCode
+from ledger.marketplaces import MARKETPLACES, Marketplace, get_marketplace
+from ledger.reconcile import CurrencyTotals, ReconciliationReport, reconcile
+from ledger.redemption import RedemptionResult, redeem, redeem_code
+
+__all__ = [
+    "MARKETPLACES",
+    "Balance",
+    "CardSpec",
+    "CardView",
+    "CheckoutState",
+    "ClaimCode",
+    "CurrencyTotals",
+    "HistoryItem",
+    "HistoryPage",
+    "IssuedCard",
+    "Marketplace",
+    "ReconciliationReport",
+    "RedemptionResult",
+    "activate_card",
+    "apply_balance",
+    "balance",
+    "capture",
+    "find_card",
+    "get_card",
+    "get_marketplace",
+    "history",
+    "issue_cards",
+    "reconcile",
+    "redeem",
+    "redeem_code",
+    "refund",
+    "release",
+    "reveal_code",
+    "void_card",
+]

@@ -1,0 +1,257 @@
+"""Cards: issuance (funding -> card), activation, voiding (card -> funding), code access.
+
+A whole order's cards are issued in one ledger transaction: their accounts,
+card rows and entries go in as bulk INSERTs, and the funding side is one entry
+per marketplace. Funding accounts keep no balance column, so issuers running at
+the same time never wait on each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from giftq.db import utcnow
+from ledger import idempotency
+from ledger.accounts import funding_account
+from ledger.codes import ClaimCode, Sealed, get_vault
+from ledger.errors import InvalidRequest, InvalidState, NotFound
+from ledger.marketplaces import get_marketplace
+from ledger.models import Account, AccountKind, Card, CardStatus
+from ledger.posting import Leg, check_amount, post
+
+MAX_CARD_AMOUNT = 10**9
+"""A sanity ceiling (ten million dollars in cents): anything above is a unit mistake."""
+
+
+@dataclass(frozen=True, slots=True)
+class CardSpec:
+    marketplace: str
+    amount: int
+    active: bool = True
+    reference: str | None = None
+    """The caller's pointer back to its own records (e.g. ``order:42/line:3``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CardView:
+    """What may be shown about a card: never its code, only the last four characters."""
+
+    card_id: int
+    marketplace: str
+    currency: str
+    amount: int
+    status: str
+    last4: str
+    reference: str | None
+    issued_at: dt.datetime
+    activated_at: dt.datetime | None
+    redeemed_at: dt.datetime | None
+    voided_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, card: Card) -> CardView:
+        return cls(
+            card.id,
+            card.marketplace,
+            card.currency,
+            card.amount,
+            card.status,
+            card.code_last4,
+            card.reference,
+            card.issued_at,
+            card.activated_at,
+            card.redeemed_at,
+            card.voided_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCard:
+    card_id: int
+    marketplace: str
+    currency: str
+    amount: int
+    status: str
+    last4: str
+    code: ClaimCode
+
+    def __repr__(self) -> str:
+        return f"IssuedCard(card_id={self.card_id}, amount={self.amount} {self.currency}, code={self.code!r})"
+
+
+def _validate(spec: object, index: int) -> CardSpec:
+    if not isinstance(spec, CardSpec):
+        raise InvalidRequest(f"specs[{index}] is not a CardSpec")
+    get_marketplace(spec.marketplace)
+    check_amount(spec.amount, f"specs[{index}].amount")
+    if spec.amount > MAX_CARD_AMOUNT:
+        raise InvalidRequest(f"specs[{index}].amount {spec.amount} is above the ceiling {MAX_CARD_AMOUNT}")
+    if spec.reference is not None and len(spec.reference) > 200:
+        raise InvalidRequest(f"specs[{index}].reference is longer than 200 characters")
+    return spec
+
+
+def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key: str) -> list[IssuedCard]:
+    """Issue every card in ``specs`` in one transaction; the codes come back once, here."""
+    if not specs:
+        raise InvalidRequest("specs is empty: nothing to issue")
+    checked = [_validate(spec, i) for i, spec in enumerate(specs)]
+    request = {
+        "cards": [[s.marketplace.upper(), s.amount, s.active, s.reference] for s in checked],
+    }
+    replay = idempotency.claim(session, idempotency_key, "issue_cards", request)
+    if replay is not None:
+        return _load_issued(session, replay["card_ids"])
+
+    now = utcnow()
+    vault = get_vault()
+    markets = [get_marketplace(s.marketplace) for s in checked]
+    codes = [ClaimCode.generate() for _ in checked]
+    account_ids = list(
+        session.scalars(
+            insert(Account).returning(Account.id, sort_by_parameter_order=True),
+            [
+                {
+                    "kind": AccountKind.CARD.value,
+                    "marketplace": m.code,
+                    "currency": m.currency,
+                    "owner": None,
+                    "balance": 0,
+                    "created_at": now,
+                }
+                for m in markets
+            ],
+        )
+    )
+    card_rows = []
+    for spec, market, code, account_id in zip(checked, markets, codes, account_ids, strict=True):
+        lookup = vault.lookup_hash(code.normalized)
+        sealed = vault.seal(code.normalized, lookup)
+        card_rows.append(
+            {
+                "account_id": account_id,
+                "marketplace": market.code,
+                "currency": market.currency,
+                "amount": spec.amount,
+                "status": (CardStatus.ACTIVE if spec.active else CardStatus.INACTIVE).value,
+                "code_hash": lookup,
+                "code_key_id": sealed.key_id,
+                "code_ciphertext": sealed.blob,
+                "code_last4": code.last4,
+                "reference": spec.reference,
+                "issued_at": now,
+                "activated_at": now if spec.active else None,
+            }
+        )
+    card_ids = list(session.scalars(insert(Card).returning(Card.id, sort_by_parameter_order=True), card_rows))
+
+    per_market: dict[str, int] = defaultdict(int)
+    legs = []
+    for market, spec, account_id in zip(markets, checked, account_ids, strict=True):
+        per_market[market.code] += spec.amount
+        legs.append(Leg(account_id, market.currency, spec.amount))
+    for market_code, total in per_market.items():
+        currency = get_marketplace(market_code).currency
+        legs.append(Leg(funding_account(session, market_code), currency, -total))
+    post(session, "issue", legs, at=now)
+
+    idempotency.complete(session, idempotency_key, {"card_ids": card_ids})
+    return [
+        IssuedCard(cid, m.code, m.currency, s.amount, str(row["status"]), code.last4, code)
+        for cid, m, s, row, code in zip(card_ids, markets, checked, card_rows, codes, strict=True)
+    ]
+
+
+def _load_issued(session: Session, card_ids: list[int]) -> list[IssuedCard]:
+    cards = {c.id: c for c in session.scalars(select(Card).where(Card.id.in_(card_ids)))}
+    return [
+        IssuedCard(c.id, c.marketplace, c.currency, c.amount, c.status, c.code_last4, _open(c))
+        for c in (cards[i] for i in card_ids)
+    ]
+
+
+def _open(card: Card) -> ClaimCode:
+    sealed = Sealed(card.code_key_id, card.code_ciphertext)
+    return ClaimCode(get_vault().open(sealed, card.code_hash))
+
+
+def _lock_card(session: Session, card_id: int) -> Card:
+    card = session.execute(
+        select(Card).where(Card.id == card_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if card is None:
+        raise NotFound(f"no card {card_id}")
+    return card
+
+
+def get_card(session: Session, card_id: int) -> CardView:
+    card = session.get(Card, card_id)
+    if card is None:
+        raise NotFound(f"no card {card_id}")
+    return CardView.of(card)
+
+
+def find_card(session: Session, code: str) -> CardView:
+    """Look a card up by the code a customer reads out (ops); answers with a masked view."""
+    claim = ClaimCode.parse(code)
+    card = session.execute(
+        select(Card).where(Card.code_hash == get_vault().lookup_hash(claim.normalized))
+    ).scalar_one_or_none()
+    if card is None:
+        raise NotFound(f"no card has the code ending {claim.last4}")
+    return CardView.of(card)
+
+
+def reveal_code(session: Session, card_id: int) -> ClaimCode:
+    """Decrypt a card's code, to render it to its recipient (a scheduled send or a resend)."""
+    card = session.get(Card, card_id)
+    if card is None:
+        raise NotFound(f"no card {card_id}")
+    return _open(card)
+
+
+def activate_card(session: Session, card_id: int, *, idempotency_key: str) -> CardView:
+    """Make an inactive (physical, not yet shipped) card redeemable."""
+    card = _lock_card(session, card_id)
+    replay = idempotency.claim(session, idempotency_key, "activate_card", {"card_id": card_id})
+    if replay is not None:
+        return CardView.of(card)
+    if card.status == CardStatus.INACTIVE:
+        card.status = CardStatus.ACTIVE.value
+        card.activated_at = utcnow()
+        session.flush()
+    elif card.status != CardStatus.ACTIVE:
+        raise InvalidState(f"card {card_id} is {card.status}; it cannot be activated")
+    idempotency.complete(session, idempotency_key, {"card_id": card_id})
+    return CardView.of(card)
+
+
+def void_card(session: Session, card_id: int, *, idempotency_key: str) -> CardView:
+    """Cancel an unredeemed card: its value goes back to funding, its code stops working."""
+    card = _lock_card(session, card_id)
+    replay = idempotency.claim(session, idempotency_key, "void_card", {"card_id": card_id})
+    if replay is not None:
+        return CardView.of(card)
+    if card.status not in (CardStatus.ACTIVE, CardStatus.INACTIVE):
+        raise InvalidState(f"card {card_id} is {card.status}; only an unredeemed card can be voided")
+    now = utcnow()
+    post(
+        session,
+        "void",
+        [
+            Leg(card.account_id, card.currency, -card.amount),
+            Leg(funding_account(session, card.marketplace), card.currency, card.amount),
+        ],
+        at=now,
+    )
+    card.status = CardStatus.VOIDED.value
+    card.voided_at = now
+    session.flush()
+    idempotency.complete(session, idempotency_key, {"card_id": card_id})
+    return CardView.of(card)

@@ -1,0 +1,1 @@
+"""Alembic migrations for giftq (run with ``giftq db upgrade``)."""
