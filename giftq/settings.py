@@ -77,6 +77,23 @@ class Settings(BaseSettings):
     # --- delivery pipeline (delivery) ---
     issue_chunk_size: int = Field(default=500, gt=0)
     dispatch_batch_size: int = Field(default=100, gt=0)
+    task_soft_time_limit_seconds: int = Field(default=240, gt=0)
+    task_time_limit_seconds: int = Field(default=300, gt=0)
+    broker_visibility_timeout_seconds: int = Field(default=3600, gt=0)
+    """Redis redelivers an unacknowledged task after this: longer than any task may run."""
+    retry_schedule_seconds: tuple[int, ...] = (30, 120, 600, 1800, 3600, 10800, 21600)
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    retry_cap_seconds: int = Field(default=21600, gt=0)
+    retry_countdown_max_seconds: int = Field(default=60, ge=0)
+    """Retries due this soon ride a Celery countdown; later ones wait for the due dispatcher."""
+    scheduler_interval_seconds: float = Field(default=15, gt=0)
+    sweep_interval_seconds: float = Field(default=60, gt=0)
+    sweep_stuck_after_seconds: int = Field(default=600, gt=0)
+    """Orders and queued deliveries with no progress for this long are enqueued again."""
+    sweep_sending_after_seconds: int = Field(default=900, gt=0)
+    """A delivery ``sending`` this long lost its worker (longer than the task time limit)."""
+    delivered_notice_max_lines: int = Field(default=5, ge=0)
+    """Purchasers hear of each delivered gift only for orders up to this many lines."""
 
     @field_validator("data_dir")
     @classmethod

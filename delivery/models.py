@@ -1,0 +1,181 @@
+"""Delivery tables: orders (the outbox), their lines, one delivery row per send, the
+attempts log, and suppressed addresses.
+
+Claim codes never live here: a line holds the ledger's ``card_id`` and the code's last
+four characters (what ops may see); a send reveals the code from the ledger in memory.
+``card_id`` is the ledger's id, not a foreign key: ``delivery`` uses the ledger through
+its functions and does not reach into its tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from delivery.schemas import Channel
+from delivery.states import DeliveryStatus
+from giftq.db import Base, BigId, UTCDateTime, bigid_pk, minor_units, utc_datetime, utcnow
+
+
+class OrderStatus(StrEnum):
+    RECEIVED = "received"
+    """Committed; issuance is enqueued (this row is the outbox)."""
+    ISSUING = "issuing"
+    """Some chunks of cards are issued, more to come."""
+    ISSUED = "issued"
+    """Every card is issued and every send has its delivery row."""
+    FAILED = "failed"
+    """Issuance was refused for good (``error`` says why); nothing more happens."""
+    CANCELLED = "cancelled"
+
+
+class DeliveryKind(StrEnum):
+    GIFT = "gift"
+    """The card itself, to the recipient."""
+    CONFIRMATION = "confirmation"
+    """The order confirmation (receipt, masked codes), to the purchaser."""
+    DELIVERED_NOTICE = "delivered_notice"
+    FAILED_NOTICE = "failed_notice"
+
+
+class AttemptOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+    SUPPRESSED = "suppressed"
+    """Not attempted: the address answered a permanent failure before."""
+    INTERRUPTED = "interrupted"
+    """The worker died during the send; the sweeper put the delivery back in the queue."""
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(_in("status", list(OrderStatus)), name="status"),
+        Index(None, "status", "updated_at"),
+    )
+
+    id: Mapped[bigid_pk]
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the validated order: the same key with another order is a conflict."""
+    reference: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.RECEIVED)
+    purchaser_name: Mapped[str] = mapped_column(String(100))
+    purchaser_email: Mapped[str] = mapped_column(String(320))
+    line_count: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
+    """Last progress, or last re-enqueue by the sweeper."""
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        UniqueConstraint("order_id", "position"),
+        CheckConstraint(_in("channel", list(Channel)), name="channel"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[bigid_pk]
+    order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[minor_units]
+    marketplace: Mapped[str] = mapped_column(String(2))
+    design: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    recipient_name: Mapped[str] = mapped_column(String(100))
+    recipient_email: Mapped[str | None] = mapped_column(String(320))
+    recipient_phone: Mapped[str | None] = mapped_column(String(16))
+    recipient_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    send_at_local: Mapped[str | None] = mapped_column(String(19))
+    """The local wall-clock time asked for (ISO, no offset), kept as given for the receipt."""
+    send_at_zone: Mapped[str | None] = mapped_column(String(64))
+    due_at: Mapped[utc_datetime]
+    card_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", list(DeliveryStatus)), name="status"),
+        CheckConstraint(_in("kind", list(DeliveryKind)), name="kind"),
+        CheckConstraint(_in("channel", list(Channel)), name="channel"),
+        Index(None, "status", "due_at"),
+        Index(None, "status", "updated_at"),
+    )
+
+    id: Mapped[bigid_pk]
+    order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id"), index=True)
+    line_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("order_lines.id"), index=True)
+    card_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
+    to_name: Mapped[str] = mapped_column(String(100))
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    """Email address or phone number; NULL for a physical shipment (the line has it)."""
+    due_at: Mapped[utc_datetime]
+    """When a scheduled send is due; for a retry, when the next attempt is due."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    """Id of the task that moved it to ``sending``: a redelivered task may take it back."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    """Failure notices: why the gift could not be delivered, in the purchaser's words."""
+    replaces_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("deliveries.id"))
+    """A resend or reissue: the delivery it takes over from (a notice: the gift it is about)."""
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
+    """When the status last changed (or the sweeper last re-enqueued it)."""
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (CheckConstraint(_in("outcome", list(AttemptOutcome)), name="outcome"),)
+
+    id: Mapped[bigid_pk]
+    delivery_id: Mapped[int] = mapped_column(BigId, ForeignKey("deliveries.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    code: Mapped[int | None] = mapped_column(Integer)
+    """The provider's status code (SMTP reply code, HTTP status), if it answered."""
+    response: Mapped[str] = mapped_column(Text, default="")
+    """The provider's answer, as it gave it (truncated); never holds a claim code."""
+    started_at: Mapped[utc_datetime]
+    finished_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
+
+
+class SuppressedAddress(Base):
+    """An address that answered a permanent failure: no more sends until ops clears it."""
+
+    __tablename__ = "suppressed_addresses"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    """Lower-cased."""
+    code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text, default="")
+    delivery_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("deliveries.id"))
+    created_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
