@@ -43,7 +43,7 @@ def open_account(session: Session, kind: AccountKind, marketplace: str, owner: s
     if owner is None:
         account = Account(**values)
         session.add(account)
-        session.flush([account])
+        session.flush()
         return account.id
     insert_ignore(session, Account, values)
     account_id: int = session.execute(

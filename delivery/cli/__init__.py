@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Annotated
+
 import typer
 
-from delivery.cli import db
+from delivery.cli import db, demo
+from delivery.logs import configure_logging
 
 app = typer.Typer(help="giftq: sell and deliver gift cards.", no_args_is_help=True)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
+) -> None:
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
+
+
 app.add_typer(db.app, name="db")
+app.add_typer(demo.app, name="demo")
 # Command groups register here, one line each.
