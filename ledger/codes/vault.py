@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from giftq.settings import get_settings
+from giftq.settings import Settings, get_settings
 from ledger.errors import LedgerError
 
 _NONCE = 12
@@ -65,13 +65,16 @@ class CodeVault:
         return hmac.new(self._pepper, b"request\x00" + data, hashlib.sha256).hexdigest()
 
 
-_vault: tuple[int, CodeVault] | None = None
+_vault: tuple[Settings, CodeVault] | None = None
 
 
 def get_vault() -> CodeVault:
     """The process's vault, rebuilt when the settings object changes."""
     global _vault  # noqa: PLW0603 - a per-process cache keyed by the settings identity
     settings = get_settings()
-    if _vault is None or _vault[0] != id(settings):
-        _vault = (id(settings), CodeVault(settings.pepper(), settings.code_keyring()))
+    # Keep the settings object itself, not its id(): once reset_settings() frees the old
+    # object, a new one can be allocated at the same address and an id() check would
+    # keep serving the old pepper and keys.
+    if _vault is None or _vault[0] is not settings:
+        _vault = (settings, CodeVault(settings.pepper(), settings.code_keyring()))
     return _vault[1]
