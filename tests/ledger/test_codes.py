@@ -1,0 +1,359 @@
+"""Claim codes: format, entropy source, normalisation, typo detection, secrecy, the vault."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import logging
+import pickle
+import re
+import secrets
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import select
+
+from giftq.settings import get_settings
+from ledger import (
+    ClaimCode,
+    apply_balance,
+    capture,
+    find_card,
+    get_card,
+    redeem_code,
+    refund,
+    reveal_code,
+    void_card,
+)
+from ledger.codes import CodeVault, Sealed, code_text, get_vault
+from ledger.codes.vault import UnknownCodeKey
+from ledger.errors import CodeMistyped, LedgerError
+from ledger.models import Card
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+SYMBOL = "[0-9A-HJKMNP-TV-Z]"
+DISPLAY = re.compile(rf"^{SYMBOL}{{4}}-{SYMBOL}{{4}}-{SYMBOL}{{4}}-{SYMBOL}{{5}}$")
+KEY_1 = "t1:" + base64.b64encode(b"k" * 32).decode()
+KEY_2 = "t2:" + base64.b64encode(b"n" * 32).decode()
+
+
+def codes(n: int) -> list[str]:
+    return [code_text.generate() for _ in range(n)]
+
+
+# --- format and entropy ----------------------------------------------------------------
+
+
+def test_format_is_17_crockford_symbols_grouped_4_4_4_5() -> None:
+    assert code_text.ALPHABET == ALPHABET
+    assert code_text.RANDOM_SYMBOLS * 5 >= 80, "at least 80 bits of randomness"
+    for normalized in codes(300):
+        assert len(normalized) == 17
+        assert set(normalized) <= set(ALPHABET)
+        shown = ClaimCode(normalized).reveal()
+        assert DISPLAY.match(shown), shown
+        assert shown.replace("-", "") == normalized
+        assert code_text.normalize(shown) == normalized
+
+
+def test_codes_are_distinct_and_use_every_symbol() -> None:
+    batch = codes(2000)
+    assert len(set(batch)) == len(batch)
+    assert set("".join(batch)) == set(ALPHABET)
+
+
+def test_randomness_comes_from_the_secrets_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def choice(alphabet: str) -> str:
+        calls.append(alphabet)
+        return "7"
+
+    monkeypatch.setattr(code_text.secrets, "choice", choice)
+    generated = code_text.generate()
+    assert calls == [ALPHABET] * 16
+    assert generated[:16] == "7" * 16
+    assert code_text.secrets is secrets
+
+
+# --- normalisation ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def code() -> str:
+    """A code whose display form exercises folding: it contains 0 and 1 on purpose."""
+    body = "0123" + code_text.generate()[4:16]
+    return body + code_text.check_symbol(body)
+
+
+def test_normalisation_folds_case_lookalikes_spaces_and_dashes(code: str) -> None:
+    shown = code_text.display(code)
+    typed_forms = [
+        shown,
+        shown.lower(),
+        code.lower(),
+        shown.replace("-", " "),
+        f"  {shown}  ",
+        shown.replace("-", ""),
+        "\t".join(shown.split("-")),
+        shown.replace("0", "O").replace("1", "I"),
+        shown.replace("0", "o").replace("1", "l"),
+        shown.replace("1", "L"),
+        "-".join(code),
+    ]
+    for typed in typed_forms:
+        assert ClaimCode.parse(typed).normalized == code, typed
+
+
+@pytest.mark.parametrize(
+    "typed, problem",
+    [
+        ("", "17 characters"),
+        ("ABCD", "17 characters"),
+        ("U" * 17, "characters a code never has (U)"),
+        ("ABCD-EFGH-JKMN-PQR*T", "characters a code never has"),
+    ],
+)
+def test_malformed_input_is_mistyped_and_never_echoed(typed: str, problem: str) -> None:
+    with pytest.raises(CodeMistyped, match=re.escape(problem)) as caught:
+        ClaimCode.parse(typed)
+    if typed:
+        assert typed not in str(caught.value)
+
+
+def test_non_text_is_mistyped() -> None:
+    with pytest.raises(CodeMistyped):
+        ClaimCode.parse(12345678901234567)  # type: ignore[arg-type]
+
+
+def caught_as_typo(typed: str) -> bool:
+    try:
+        code_text.normalize(typed)
+    except CodeMistyped as refusal:
+        return "check character" in str(refusal)
+    return False
+
+
+def test_every_single_substitution_is_caught() -> None:
+    # The check is linear over GF(32), so detection does not depend on the code; trying it
+    # on a few hundred random codes is still cheap and guards the implementation.
+    missed = [
+        typo
+        for normalized in codes(300)
+        for position, original in enumerate(normalized)
+        for symbol in ALPHABET
+        if symbol != original
+        and not caught_as_typo(typo := normalized[:position] + symbol + normalized[position + 1 :])
+    ]
+    assert missed == []
+
+
+def test_every_adjacent_swap_is_caught() -> None:
+    swaps = [
+        normalized[:position] + normalized[position + 1] + normalized[position] + normalized[position + 2 :]
+        for normalized in codes(400)
+        for position in range(len(normalized) - 1)
+        if normalized[position] != normalized[position + 1]
+    ]
+    assert len(swaps) > 5000
+    assert [swap for swap in swaps if not caught_as_typo(swap)] == []
+
+
+# --- secrecy in memory ------------------------------------------------------------------
+
+
+def test_str_repr_and_format_show_only_the_last_four(code: str) -> None:
+    claim = ClaimCode(code)
+    shown = claim.reveal()
+    renderings = [
+        str(claim),
+        repr(claim),
+        f"{claim}",
+        f"{claim!r}",
+        f"{claim:>40}",
+        "%s" % claim,  # noqa: UP031 - old-style formatting must mask too
+        "%r" % claim,  # noqa: UP031
+        str([claim]),
+        repr({"code": claim}),
+    ]
+    for rendered in renderings:
+        assert code not in rendered
+        assert shown not in rendered
+        assert code[:8] not in rendered
+        assert claim.last4 in rendered
+    assert claim.masked.endswith(code[-4:])
+    assert claim.last4 == code[-4:]
+
+
+def test_claim_codes_cannot_be_pickled_or_copied(code: str) -> None:
+    claim = ClaimCode(code)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        with pytest.raises(TypeError, match="not serialisable"):
+            pickle.dumps(claim, protocol=protocol)
+    with pytest.raises(TypeError):
+        copy.copy(claim)
+
+
+def test_equality_is_by_normalised_code(code: str) -> None:
+    assert ClaimCode.parse(code.lower()) == ClaimCode(code)
+    assert hash(ClaimCode.parse(code_text.display(code))) == hash(ClaimCode(code))
+    assert ClaimCode(code) != ClaimCode(code_text.generate())
+    assert ClaimCode(code) != code
+
+
+# --- the vault ----------------------------------------------------------------------------
+
+
+def make_vault(keys: str, pepper: bytes = b"p" * 32) -> CodeVault:
+    keyring = {}
+    for item in keys.split(","):
+        kid, _, b64 = item.partition(":")
+        keyring[kid] = base64.b64decode(b64)
+    return CodeVault(pepper, keyring)
+
+
+def test_lookup_hash_is_a_stable_hmac_under_the_pepper(code: str) -> None:
+    import hashlib
+    import hmac
+
+    vault = make_vault(KEY_1)
+    expected = hmac.new(b"p" * 32, code.encode(), hashlib.sha256).digest()
+    assert vault.lookup_hash(code) == expected
+    assert make_vault(KEY_2).lookup_hash(code) == expected, "rotating encryption keys keeps lookups"
+    assert make_vault(KEY_1, pepper=b"q" * 32).lookup_hash(code) != expected
+    assert get_vault().lookup_hash(code) == expected, "the test settings' pepper is b'p' * 32"
+
+
+def test_seal_and_open_round_trip_with_a_fresh_nonce(code: str) -> None:
+    vault = make_vault(KEY_1)
+    lookup = vault.lookup_hash(code)
+    first, second = vault.seal(code, lookup), vault.seal(code, lookup)
+    assert first.key_id == "t1"
+    assert first.blob != second.blob
+    assert code.encode() not in first.blob
+    assert vault.open(first, lookup) == code
+    assert vault.open(second, lookup) == code
+    assert "k" * 10 not in repr(vault)
+
+
+def test_tampered_ciphertext_or_another_cards_hash_fails(code: str) -> None:
+    vault = make_vault(KEY_1)
+    lookup = vault.lookup_hash(code)
+    sealed = vault.seal(code, lookup)
+    for index in (0, 12, len(sealed.blob) - 1):
+        blob = bytearray(sealed.blob)
+        blob[index] ^= 0x01
+        with pytest.raises(InvalidTag):
+            vault.open(Sealed(sealed.key_id, bytes(blob)), lookup)
+    other = vault.lookup_hash(code_text.generate())
+    with pytest.raises(InvalidTag):
+        vault.open(sealed, other)
+
+
+def test_rotation_old_keys_open_the_first_key_seals(code: str) -> None:
+    old = make_vault(KEY_1)
+    lookup = old.lookup_hash(code)
+    sealed_old = old.seal(code, lookup)
+    rotated = make_vault(f"{KEY_2},{KEY_1}")
+    assert rotated.open(sealed_old, lookup) == code
+    sealed_new = rotated.seal(code, lookup)
+    assert sealed_new.key_id == "t2"
+    with pytest.raises(UnknownCodeKey, match="'t2' is not configured"):
+        old.open(sealed_new, lookup)
+    with pytest.raises(UnknownCodeKey):
+        make_vault(KEY_2).open(sealed_old, lookup)
+
+
+def test_card_sealed_under_an_old_key_opens_after_rotation(books, set_env) -> None:
+    old_card = books.issue_one(2500)
+    assert get_settings().code_keyring().keys() == {"t1"}
+
+    set_env(code_keys=f"{KEY_2},{KEY_1}")
+    assert books.run(reveal_code, old_card.card_id) == old_card.code
+    new_card = books.issue_one(1500)
+    with books.Session() as session:
+        key_ids = dict(session.execute(select(Card.id, Card.code_key_id)).all())
+    assert key_ids == {old_card.card_id: "t1", new_card.card_id: "t2"}
+    # Lookups depend on the pepper only: the old card still redeems after rotation.
+    assert books.redeem(old_card.code.reveal(), "alice").amount == 2500
+
+    set_env(code_keys=KEY_2)
+    assert books.run(reveal_code, new_card.card_id) == new_card.code
+    with pytest.raises(UnknownCodeKey, match="'t1'"):
+        books.run(reveal_code, old_card.card_id)
+
+
+def test_database_holds_no_plaintext_code(books) -> None:
+    issued = books.issue(1000, 2000, 3000)
+    with books.Session() as session:
+        rows = session.execute(select(Card)).scalars().all()
+        dumped = [repr({c.name: getattr(card, c.key) for c in Card.__table__.columns}) for card in rows]
+    for card in issued:
+        for row in dumped:
+            assert card.code.normalized not in row
+            assert card.code.reveal() not in row
+            assert card.code.normalized.encode() not in row.encode()
+    assert {c.code_last4 for c in rows} == {card.last4 for card in issued}
+
+
+# --- never in logs or exceptions ----------------------------------------------------------
+
+
+def test_a_claim_code_never_reaches_logs_or_exception_text(
+    books, set_env, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_env(redeem_max_failures_per_account=3)
+    caplog.set_level(logging.DEBUG)
+    # DEBUG is echo="debug": every statement, its parameters and every result row.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.DEBUG)
+    errors: list[BaseException] = []
+
+    def expect_error(fn, *args, **kwargs) -> None:
+        with pytest.raises(LedgerError) as caught:
+            fn(*args, **kwargs)
+        errors.append(caught.value)
+
+    card, inactive, doomed = books.issue_one(5000), books.issue_one(700, active=False), books.issue_one(300)
+    secrets_ = [c.code for c in (card, inactive, doomed)]
+    shown = card.code.reveal()
+    typo = shown[:-1] + ("0" if shown[-1] != "0" else "1")
+
+    books.run(find_card, shown.lower())
+    books.run(get_card, card.card_id)
+    assert books.run(reveal_code, card.card_id) == card.code
+    books.run(void_card, doomed.card_id, idempotency_key="void")
+    expect_error(books.redeem, typo, "alice")
+    expect_error(books.redeem, inactive.code.reveal(), "alice")
+    expect_error(books.redeem, doomed.code.reveal(), "alice")
+    expect_error(books.redeem, shown, "alice", marketplace="CA")
+    books.redeem(shown, "alice", key="redeem-1")
+    expect_error(books.redeem, shown, "alice")
+    expect_error(books.redeem, shown, "bob")
+    expect_error(books.redeem, doomed.code.reveal(), "alice", key="redeem-1")
+    for attempt in range(4):  # committed failures, then the lockout
+        expect_error(
+            redeem_code, books.Session, code_text.generate(), account="mallory", marketplace="US",
+            idempotency_key=f"guess-{attempt}",
+        )
+    state = books.run(
+        apply_balance, account="alice", marketplace="US", order_ref="o-1", order_total=4000,
+        idempotency_key="apply",
+    )
+    books.run(capture, state.checkout_id, idempotency_key="capture")
+    books.run(refund, state.checkout_id, amount=100, idempotency_key="refund")
+    expect_error(books.run, refund, state.checkout_id, amount=10_000, idempotency_key="refund-2")
+
+    assert {type(e).__name__ for e in errors} >= {
+        "CodeMistyped", "CardNotActive", "CardVoided", "WrongMarketplace", "AlreadyRedeemed",
+        "IdempotencyConflict", "CodeNotValid", "TooManyAttempts", "InsufficientFunds",
+    }
+    assert any("ledger_cards" in r.getMessage() for r in caplog.records), "engine logging was captured"
+    texts = [record.getMessage() for record in caplog.records]
+    texts += [f"{record.args!r} {record.exc_text or ''}" for record in caplog.records]
+    texts += [f"{e} {e!r} {e.args!r}" for e in errors]
+    for claim in secrets_:
+        forms = {claim.normalized, claim.reveal(), claim.normalized.lower(), claim.reveal().lower()}
+        for text_ in texts:
+            for form in forms:
+                assert form not in text_
+    assert typo not in " ".join(texts)
