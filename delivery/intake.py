@@ -41,9 +41,7 @@ def request_hash(order: schemas.Order) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def place_order(
-    order: Any, *, idempotency_key: Any, session: Session | None = None
-) -> PlacedOrder:
+def place_order(order: Any, *, idempotency_key: Any, session: Session | None = None) -> PlacedOrder:
     """Place an order (a dict, JSON text or :class:`delivery.schemas.Order`).
 
     With ``session``, the order joins the caller's transaction and issuance is enqueued
@@ -108,9 +106,7 @@ def _insert(session: Session, order: schemas.Order, key: str, digest: str) -> in
     return row.id
 
 
-def _line_values(
-    order_id: int, position: int, line: schemas.OrderLine, now: Any
-) -> dict[str, Any]:
+def _line_values(order_id: int, position: int, line: schemas.OrderLine, now: Any) -> dict[str, Any]:
     recipient = line.recipient
     return {
         "order_id": order_id,

@@ -144,8 +144,8 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     """Failure notices: why the gift could not be delivered, in the purchaser's words."""
-    replaces_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("deliveries.id"))
-    """A resend or reissue: the delivery it takes over from (a notice: the gift it is about)."""
+    parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("deliveries.id"))
+    """The delivery this one follows from: a resend's or reissue's original; a notice's gift."""
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[utc_datetime] = mapped_column(default=utcnow)

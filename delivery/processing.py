@@ -105,9 +105,7 @@ def _issue(session: Session, order: Order, lines: Sequence[OrderLine], now: dt.d
         gift_delivery(line, card.card_id, to_address=_address(line), now=now)
         for line, card in zip(lines, cards, strict=True)
     ]
-    ids = list(
-        session.scalars(insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows)
-    )
+    ids = list(session.scalars(insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows))
     enqueue_deliveries(
         session, [i for i, row in zip(ids, rows, strict=True) if row["status"] == DeliveryStatus.QUEUED]
     )
@@ -127,7 +125,7 @@ def gift_delivery(
     *,
     to_address: str | None,
     now: dt.datetime,
-    replaces_id: int | None = None,
+    parent_id: int | None = None,
 ) -> dict[str, Any]:
     """Values of a new gift delivery: queued if it can go now, else scheduled."""
     due = max(line.due_at, now)
@@ -143,7 +141,7 @@ def gift_delivery(
         "to_address": to_address,
         "due_at": due,
         "attempts": 0,
-        "replaces_id": replaces_id,
+        "parent_id": parent_id,
         "created_at": now,
         "updated_at": now,
     }

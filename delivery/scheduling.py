@@ -43,9 +43,7 @@ def birthday_in(year: int, month: int, day: int) -> dt.date:
     return dt.date(year, month, day)
 
 
-def next_birthday_due(
-    birthday: dt.date, at: dt.time, zone_name: str, *, now: dt.datetime
-) -> dt.datetime:
+def next_birthday_due(birthday: dt.date, at: dt.time, zone_name: str, *, now: dt.datetime) -> dt.datetime:
     """The next UTC instant, at or after ``now``, of ``birthday`` at local time ``at``."""
     year = now.astimezone(zone(zone_name)).year
     while True:

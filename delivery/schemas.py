@@ -147,9 +147,7 @@ ZoneName = Annotated[
     AfterValidator(_zone),
     WithJsonSchema({"type": "string", "description": "IANA time zone, e.g. Europe/Berlin"}),
 ]
-IdempotencyKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
-]
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 
 
 class _Model(BaseModel):
@@ -217,9 +215,7 @@ class OrderLine(_Model):
     amount: Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT, description="minor units")]
     marketplace: Marketplace
     design: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] = "classic"
-    message: Annotated[
-        str, StringConstraints(max_length=500), AfterValidator(_message_text)
-    ] | None = None
+    message: Annotated[str, StringConstraints(max_length=500), AfterValidator(_message_text)] | None = None
     recipient: Recipient
     send_at: SendAt | None = None
 
@@ -238,9 +234,7 @@ class OrderLine(_Model):
 class Order(_Model):
     """A purchase: who pays, and one line per card."""
 
-    model_config = ConfigDict(
-        title="giftq order", json_schema_extra={"$id": SCHEMA_ID}
-    )
+    model_config = ConfigDict(title="giftq order", json_schema_extra={"$id": SCHEMA_ID})
 
     purchaser: Purchaser
     lines: Annotated[list[OrderLine], Field(min_length=1, max_length=MAX_LINES)]

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     """Retries due this soon ride a Celery countdown; later ones wait for the due dispatcher."""
     scheduler_interval_seconds: float = Field(default=15, gt=0)
     sweep_interval_seconds: float = Field(default=60, gt=0)
-    sweep_stuck_after_seconds: int = Field(default=600, gt=0)
+    sweep_stuck_after_seconds: int = Field(default=300, gt=0)
     """Orders and queued deliveries with no progress for this long are enqueued again."""
     sweep_sending_after_seconds: int = Field(default=900, gt=0)
     """A delivery ``sending`` this long lost its worker (longer than the task time limit)."""

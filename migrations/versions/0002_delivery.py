@@ -113,16 +113,14 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(64), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column("replaces_id", _id(), nullable=True),
+        sa.Column("parent_id", _id(), nullable=True),
         _when("sent_at", nullable=True),
         _when("created_at"),
         _when("updated_at"),
         sa.PrimaryKeyConstraint("id", name="pk_deliveries"),
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name="fk_deliveries_order_id_orders"),
         sa.ForeignKeyConstraint(["line_id"], ["order_lines.id"], name="fk_deliveries_line_id_order_lines"),
-        sa.ForeignKeyConstraint(
-            ["replaces_id"], ["deliveries.id"], name="fk_deliveries_replaces_id_deliveries"
-        ),
+        sa.ForeignKeyConstraint(["parent_id"], ["deliveries.id"], name="fk_deliveries_parent_id_deliveries"),
         sa.CheckConstraint(_in("status", DELIVERY_STATUSES), name="ck_deliveries_status"),
         sa.CheckConstraint(_in("kind", DELIVERY_KINDS), name="ck_deliveries_kind"),
         sa.CheckConstraint(_in("channel", CHANNELS), name="ck_deliveries_channel"),

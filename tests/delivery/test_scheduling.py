@@ -19,9 +19,12 @@ def test_plain_local_time() -> None:
 def test_gap_shifts_forward_by_the_gap() -> None:
     # 2025-03-09 02:30 does not exist in New York (02:00 -> 03:00): 03:30 EDT.
     assert due_at(dt.datetime(2025, 3, 9, 2, 30), "America/New_York") == utc(2025, 3, 9, 7, 30)
-    assert utc(2025, 3, 9, 7, 30).astimezone(
-        __import__("zoneinfo").ZoneInfo("America/New_York")
-    ).strftime("%H:%M") == "03:30"
+    assert (
+        utc(2025, 3, 9, 7, 30)
+        .astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
+        .strftime("%H:%M")
+        == "03:30"
+    )
     # Berlin, 2025-03-30 02:15 -> 03:15 CEST = 01:15 UTC.
     assert due_at(dt.datetime(2025, 3, 30, 2, 15), "Europe/Berlin") == utc(2025, 3, 30, 1, 15)
     # Lord Howe moves by half an hour: 02:10 -> 02:40 (+11) = 15:40 UTC the day before.

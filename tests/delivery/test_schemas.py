@@ -98,9 +98,7 @@ def test_phone_must_be_e164(order_payload: Any, phone: str) -> None:
     assert paths(caught.value) == {"lines.0.recipient.phone"}
 
 
-@pytest.mark.parametrize(
-    "name", ["Eve\r\nBcc: victim@example.com", "Eve\nX", "Eve\x00", "Eve\u2028X"]
-)
+@pytest.mark.parametrize("name", ["Eve\r\nBcc: victim@example.com", "Eve\nX", "Eve\x00", "Eve\u2028X"])
 def test_no_header_injection_through_names(order_payload: Any, name: str) -> None:
     payload = order_payload()
     payload["purchaser"]["name"] = name
@@ -179,5 +177,10 @@ def test_published_schema_says_what_the_channel_needs() -> None:
         "physical": ["address"],
     }
     assert schema["$defs"]["OrderLine"]["properties"]["marketplace"]["enum"] == [
-        "US", "CA", "UK", "DE", "FR", "JP"
+        "US",
+        "CA",
+        "UK",
+        "DE",
+        "FR",
+        "JP",
     ]

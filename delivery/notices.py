@@ -1,0 +1,105 @@
+"""What follows a send: the attempts log, suppressed addresses, and the purchaser's notices.
+
+Shared by the dispatcher (answers from a provider), the sweeper (interrupted sends) and
+ops. The notices are deliveries of their own (``delivered_notice``, ``failed_notice``),
+with the same state machine and retries; a notice about a notice is never sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from delivery.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryKind, Order, SuppressedAddress
+from delivery.outbox import enqueue_deliveries
+from delivery.schemas import Channel
+from delivery.states import DeliveryStatus
+from giftq.db import is_sqlite, utcnow
+
+
+def log_attempt(
+    session: Session,
+    delivery: Delivery,
+    outcome: AttemptOutcome,
+    *,
+    code: int | None,
+    response: str,
+    started: dt.datetime,
+    finished: dt.datetime,
+) -> None:
+    """One row of the attempts log, numbered by the delivery's ``attempts`` count."""
+    session.execute(
+        insert(DeliveryAttempt).values(
+            delivery_id=delivery.id,
+            number=delivery.attempts,
+            outcome=outcome,
+            code=code,
+            response=response,
+            started_at=started,
+            finished_at=finished,
+        )
+    )
+
+
+def suppress(
+    session: Session, address: str, *, code: int | None, response: str, delivery_id: int | None
+) -> None:
+    """Stop sending to ``address`` until ops clears it (idempotent; races are fine)."""
+    dialect = sqlite if is_sqlite(session) else postgresql
+    session.execute(
+        dialect.insert(SuppressedAddress)
+        .values(
+            address=address.lower(),
+            code=code,
+            response=response,
+            delivery_id=delivery_id,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["address"])
+    )
+
+
+def notify_failure(session: Session, gift: Delivery, order: Order, reason: str, now: dt.datetime) -> None:
+    """Tell the purchaser that a gift failed for good, and why in a sentence."""
+    if gift.kind == DeliveryKind.GIFT:
+        _notice(session, gift, order, DeliveryKind.FAILED_NOTICE, reason=reason, now=now)
+
+
+def notify_delivered(session: Session, gift: Delivery, order: Order, now: dt.datetime) -> None:
+    """Tell the purchaser that a gift went out (only for small orders: see settings)."""
+    if gift.kind == DeliveryKind.GIFT:
+        _notice(session, gift, order, DeliveryKind.DELIVERED_NOTICE, reason=None, now=now)
+
+
+def _notice(
+    session: Session,
+    gift: Delivery,
+    order: Order,
+    kind: DeliveryKind,
+    *,
+    reason: str | None,
+    now: dt.datetime,
+) -> None:
+    notice_id = session.scalars(
+        insert(Delivery)
+        .values(
+            order_id=order.id,
+            line_id=gift.line_id,
+            kind=kind,
+            channel=Channel.EMAIL,
+            status=DeliveryStatus.QUEUED,
+            to_name=order.purchaser_name,
+            to_address=order.purchaser_email,
+            due_at=now,
+            attempts=0,
+            reason=reason,
+            parent_id=gift.id,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Delivery.id)
+    ).one()
+    enqueue_deliveries(session, [notice_id])

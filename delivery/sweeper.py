@@ -1,0 +1,138 @@
+"""The sweeper: whatever waits longer than it should is pushed along again.
+
+- orders still ``received``/``issuing`` with no progress for ``sweep_stuck_after``
+  (their message was lost: Redis away at commit, a worker gone): issuance re-enqueued;
+- deliveries ``queued`` that long: dispatch re-enqueued (claiming is atomic, so a
+  duplicate message costs a no-op);
+- deliveries ``sending`` for ``sweep_sending_after`` (longer than any task may run, so
+  their worker is gone): an ``interrupted`` attempt is logged and they go back to
+  ``queued``, or fail for good once they used up the retry schedule (a message that
+  kills its worker every time must not do so forever).
+
+Each re-enqueue touches ``updated_at``, so a row is pushed once per period, not per sweep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import Session
+
+from delivery.models import AttemptOutcome, Delivery, Order, OrderStatus
+from delivery.notices import log_attempt, notify_failure
+from delivery.outbox import enqueue_after_commit, enqueue_deliveries
+from delivery.processing import SENDERS
+from delivery.retry import RetrySchedule
+from delivery.states import DeliveryStatus as S
+from delivery.states import check
+from giftq.db import utcnow
+from giftq.settings import get_settings
+
+LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    orders: int
+    queued: int
+    recovered: int
+    abandoned: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "orders": self.orders,
+            "queued": self.queued,
+            "recovered": self.recovered,
+            "abandoned": self.abandoned,
+        }
+
+
+def sweep(session: Session, *, now: dt.datetime | None = None) -> SweepReport:
+    now = now or utcnow()
+    settings = get_settings()
+    stuck = now - dt.timedelta(seconds=settings.sweep_stuck_after_seconds)
+    orders = _touch(
+        session,
+        select(Order.id)
+        .where(Order.status.in_([OrderStatus.RECEIVED, OrderStatus.ISSUING]), Order.updated_at < stuck)
+        .order_by(Order.id),
+        Order,
+        now,
+    )
+    for order_id in orders:
+        enqueue_after_commit(session, "giftq.process_order", {"order_id": order_id})
+    queued = _touch(
+        session,
+        select(Delivery.id)
+        .where(
+            Delivery.status == S.QUEUED,
+            Delivery.updated_at < stuck,
+            Delivery.channel.in_(sorted(SENDERS)),
+        )
+        .order_by(Delivery.id),
+        Delivery,
+        now,
+    )
+    enqueue_deliveries(session, queued)
+    recovered, abandoned = _recover_sending(
+        session, now - dt.timedelta(seconds=settings.sweep_sending_after_seconds), now
+    )
+    return SweepReport(len(orders), len(queued), len(recovered), abandoned)
+
+
+def _touch(
+    session: Session, query: Select[Any], table: type[Order] | type[Delivery], now: dt.datetime
+) -> list[int]:
+    ids = list(session.scalars(query.limit(LIMIT).with_for_update(skip_locked=True)))
+    if ids:
+        session.execute(
+            update(table).where(table.id.in_(ids)).values(updated_at=now),
+            execution_options={"synchronize_session": False},
+        )
+    return ids
+
+
+def _recover_sending(session: Session, before: dt.datetime, now: dt.datetime) -> tuple[list[int], int]:
+    rows = list(
+        session.execute(
+            select(Delivery, Order)
+            .join(Order, Delivery.order_id == Order.id)
+            .where(Delivery.status == S.SENDING, Delivery.updated_at < before)
+            .order_by(Delivery.id)
+            .limit(LIMIT)
+            .with_for_update(of=Delivery, skip_locked=True)
+        ).tuples()
+    )
+    schedule = RetrySchedule.from_settings()
+    recovered: list[int] = []
+    abandoned = 0
+    for delivery, order in rows:
+        delivery.attempts += 1
+        delivery.updated_at = now
+        delivery.claimed_by = None
+        response = "interrupted: the worker stopped during the send (it may have gone out)"
+        log_attempt(
+            session,
+            delivery,
+            AttemptOutcome.INTERRUPTED,
+            code=None,
+            response=response,
+            started=now,
+            finished=now,
+        )
+        delivery.last_error = response
+        if delivery.attempts >= schedule.max_attempts:
+            delivery.status = check(delivery.status, S.FAILED_PERMANENT)
+            notify_failure(
+                session, delivery, order, "We could not send the gift after several attempts.", now
+            )
+            abandoned += 1
+        else:
+            delivery.status = check(delivery.status, S.QUEUED)
+            recovered.append(delivery.id)
+    session.flush()
+    enqueue_deliveries(session, recovered)
+    return recovered, abandoned
