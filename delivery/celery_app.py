@@ -24,14 +24,22 @@ another could run. Long waits never ride Celery ETAs: they are rows with a due t
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
+from delivery.email import close_transport
 from giftq import db
 from giftq.settings import Settings, SettingsError, get_settings
+from ledger.codes.redact import RedactClaimCodes
 
 QUEUES = ("orders", "email", "sms", "printables", "fulfilment", "scheduler")
 
@@ -140,4 +148,19 @@ def _fresh_connections_after_fork(**_: Any) -> None:
     db.reset_engine()
 
 
+def _close_smtp(**_: Any) -> None:
+    # Pool children leave through os._exit, skipping atexit: say QUIT to the relay here.
+    close_transport()
+
+
+def _redact_codes(logger: logging.Logger, **_: Any) -> None:
+    # Last line of defence: whatever any library logs, a claim code is masked.
+    for handler in logger.handlers:
+        if not any(isinstance(f, RedactClaimCodes) for f in handler.filters):
+            handler.addFilter(RedactClaimCodes())
+
+
 worker_process_init.connect(_fresh_connections_after_fork, weak=False)
+worker_process_shutdown.connect(_close_smtp, weak=False)
+after_setup_logger.connect(_redact_codes, weak=False)
+after_setup_task_logger.connect(_redact_codes, weak=False)

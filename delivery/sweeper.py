@@ -104,7 +104,7 @@ def _recover_sending(session: Session, before: dt.datetime, now: dt.datetime) ->
             .order_by(Delivery.id)
             .limit(LIMIT)
             .with_for_update(of=Delivery, skip_locked=True)
-        ).tuples()
+        ).all()
     )
     schedule = RetrySchedule.from_settings()
     recovered: list[int] = []

@@ -1,0 +1,477 @@
+"""Send a batch of email deliveries: claim, send, record.
+
+1. :func:`claim` (one short transaction): move the batch's sendable rows to ``sending``
+   with one conditional UPDATE (``queued``, a due ``failed_retryable``, or ``sending``
+   rows this very task claimed before it was redelivered), refuse suppressed addresses,
+   and load what the emails say, codes revealed from the ledger into memory only.
+2. :func:`send` (no transaction open): render, build, and hand the batch to the
+   transport over its kept-open SMTP connection.
+3. :func:`record` (one short transaction): an attempt row per answer, the state change,
+   retry timing from :mod:`delivery.retry`, suppression of addresses that answered a
+   permanent 5xx, and the purchaser's notices.
+
+A row that is ``sent`` can never be claimed again, so a task that runs twice sends once.
+A worker that dies between 1 and 3 leaves rows ``sending``; its redelivered message
+takes them back (same task id), or the sweeper does after ``sweep_sending_after``.
+Such a message may go out twice: at least once, never zero times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from typing import Protocol
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from delivery import notices
+from delivery.email import (
+    ConfirmationLine,
+    DeliveryFailedEmail,
+    EmailContext,
+    Envelope,
+    GiftDeliveredEmail,
+    GiftEmail,
+    OrderConfirmationEmail,
+    SendOutcome,
+    build_message,
+    get_transport,
+    render_email,
+)
+from delivery.models import (
+    AttemptOutcome,
+    Delivery,
+    DeliveryKind,
+    Order,
+    OrderLine,
+    SuppressedAddress,
+)
+from delivery.outbox import enqueue_after_commit
+from delivery.retry import FailureKind, RetrySchedule, classify
+from delivery.schemas import Channel
+from delivery.states import DeliveryStatus as S
+from delivery.states import check
+from giftq.db import utcnow
+from giftq.settings import get_settings
+from ledger import reveal_code
+from ledger.codes.redact import redact
+from ledger.codes.text import mask
+from ledger.errors import LedgerError
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """What :func:`send` needs from a channel back end (``delivery.email`` provides one)."""
+
+    def send_batch(self, envelopes: list[Envelope]) -> list[SendOutcome]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    delivery_id: int
+    to_name: str
+    to_address: str
+    context: EmailContext = field(repr=False)
+    """May hold a claim code (a gift): kept out of repr."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    delivery_id: int
+    accepted: bool
+    kind: FailureKind | None
+    code: int | None
+    response: str
+    started_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    claimed: int
+    sent: int
+    retrying: int
+    failed: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"claimed": self.claimed, "sent": self.sent, "retrying": self.retrying, "failed": self.failed}
+
+
+# --- 1. claim -----------------------------------------------------------------------------
+
+
+def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str) -> list[Claimed]:
+    """Take the sendable rows of ``delivery_ids`` for this task; load what their emails say."""
+    now = utcnow()
+    ids = list(
+        session.scalars(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(list(delivery_ids)),
+                Delivery.channel == Channel.EMAIL,
+                or_(
+                    Delivery.status == S.QUEUED,
+                    and_(Delivery.status == S.FAILED_RETRYABLE, Delivery.due_at <= now),
+                    and_(Delivery.status == S.SENDING, Delivery.claimed_by == claimer),
+                ),
+            )
+            .values(status=S.SENDING, claimed_by=claimer, updated_at=now)
+            .returning(Delivery.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Delivery, Order)
+        .join(Order, Delivery.order_id == Order.id)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    suppressed = _suppressed(session, [d.to_address for d, _ in rows if d.to_address])
+    lines = _lines_of(session, [d for d, _ in rows])
+    parents = _parents(session, [d for d, _ in rows])
+    claimed: list[Claimed] = []
+    for delivery, order in rows:
+        address = delivery.to_address or ""
+        if address.lower() in suppressed:
+            _refuse_suppressed(session, delivery, order, now)
+            continue
+        try:
+            context = _context(session, delivery, order, lines, parents)
+        except (LedgerError, LookupError, TypeError, ValueError) as exc:
+            # Bad data, not bad luck: fail this one for ops to see; the batch goes on.
+            log.error("delivery %d: cannot say what to send: %s", delivery.id, _describe(exc))
+            _fail_now(session, delivery, order, _describe(exc), now)
+            continue
+        claimed.append(Claimed(delivery.id, delivery.to_name, address, context))
+    return claimed
+
+
+def _suppressed(session: Session, addresses: list[str]) -> set[str]:
+    lowered = sorted({a.lower() for a in addresses})
+    if not lowered:
+        return set()
+    return set(
+        session.scalars(select(SuppressedAddress.address).where(SuppressedAddress.address.in_(lowered)))
+    )
+
+
+def _lines_of(session: Session, deliveries: list[Delivery]) -> dict[int, list[OrderLine]]:
+    """Lines by order: every line for a confirmation, the delivery's own line otherwise."""
+    confirm = {d.order_id for d in deliveries if d.kind == DeliveryKind.CONFIRMATION}
+    own = {d.line_id for d in deliveries if d.line_id is not None}
+    by_order: dict[int, list[OrderLine]] = {}
+    if confirm or own:
+        query = select(OrderLine).where(or_(OrderLine.order_id.in_(confirm), OrderLine.id.in_(own)))
+        for line in session.scalars(query.order_by(OrderLine.order_id, OrderLine.position)):
+            by_order.setdefault(line.order_id, []).append(line)
+    return by_order
+
+
+def _parents(session: Session, deliveries: list[Delivery]) -> dict[int, Delivery]:
+    ids = {d.parent_id for d in deliveries if d.parent_id is not None and d.kind != DeliveryKind.GIFT}
+    if not ids:
+        return {}
+    return {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
+
+
+def order_ref(order: Order) -> str:
+    return order.reference or f"GQ-{order.id}"
+
+
+def _send_at_text(line: OrderLine) -> str | None:
+    if line.send_at_local is None:
+        return None
+    local = dt.datetime.fromisoformat(line.send_at_local)
+    return f"{local:%Y-%m-%d %H:%M} ({line.send_at_zone})"
+
+
+def _context(
+    session: Session,
+    delivery: Delivery,
+    order: Order,
+    lines: dict[int, list[OrderLine]],
+    parents: dict[int, Delivery],
+) -> EmailContext:
+    order_lines = lines.get(order.id, [])
+    if delivery.kind == DeliveryKind.CONFIRMATION:
+        return OrderConfirmationEmail(
+            purchaser_name=order.purchaser_name,
+            purchaser_email=delivery.to_address or order.purchaser_email,
+            order_ref=order_ref(order),
+            marketplace=order_lines[0].marketplace,
+            lines=tuple(
+                ConfirmationLine(
+                    recipient_name=line.recipient_name,
+                    channel=line.channel,
+                    amount=line.amount,
+                    marketplace=line.marketplace,
+                    masked_code=mask(line.card_last4) if line.card_last4 else None,
+                    send_at=_send_at_text(line),
+                )
+                for line in order_lines
+            ),
+            ordered_at=order.created_at,
+        )
+    line = next(line for line in order_lines if line.id == delivery.line_id)
+    if delivery.kind == DeliveryKind.GIFT:
+        if delivery.card_id is None:
+            raise ValueError(f"gift delivery {delivery.id} has no card")
+        return GiftEmail(
+            recipient_name=delivery.to_name,
+            recipient_email=delivery.to_address or "",
+            sender_name=order.purchaser_name,
+            amount=line.amount,
+            marketplace=line.marketplace,
+            message=line.message,
+            code=reveal_code(session, delivery.card_id).reveal(),
+            design=line.design,
+        )
+    gift = parents.get(delivery.parent_id or 0)
+    recipient_name = gift.to_name if gift else line.recipient_name
+    if delivery.kind == DeliveryKind.DELIVERED_NOTICE:
+        return GiftDeliveredEmail(
+            purchaser_name=order.purchaser_name,
+            purchaser_email=delivery.to_address or order.purchaser_email,
+            recipient_name=recipient_name,
+            channel=line.channel,
+            amount=line.amount,
+            marketplace=line.marketplace,
+            order_ref=order_ref(order),
+        )
+    return DeliveryFailedEmail(
+        purchaser_name=order.purchaser_name,
+        purchaser_email=delivery.to_address or order.purchaser_email,
+        recipient_name=recipient_name,
+        channel=line.channel,
+        amount=line.amount,
+        marketplace=line.marketplace,
+        reason=delivery.reason or "The gift could not be delivered.",
+        order_ref=order_ref(order),
+    )
+
+
+def _refuse_suppressed(session: Session, delivery: Delivery, order: Order, now: dt.datetime) -> None:
+    response = "not sent: the address refused mail permanently before (suppressed)"
+    delivery.attempts += 1
+    notices.log_attempt(
+        session, delivery, AttemptOutcome.SUPPRESSED, code=None, response=response, started=now, finished=now
+    )
+    delivery.status = check(delivery.status, S.FAILED_PERMANENT)
+    delivery.last_error = response
+    delivery.updated_at = now
+    notices.notify_failure(
+        session,
+        delivery,
+        order,
+        f"Mail to {delivery.to_address} was refused permanently before, so we did not send "
+        "the gift there. Please check the address and ask us to send it again.",
+        now,
+    )
+
+
+def _fail_now(session: Session, delivery: Delivery, order: Order, error: str, now: dt.datetime) -> None:
+    delivery.attempts += 1
+    notices.log_attempt(
+        session, delivery, AttemptOutcome.PERMANENT, code=None, response=error, started=now, finished=now
+    )
+    delivery.status = check(delivery.status, S.FAILED_PERMANENT)
+    delivery.last_error = error
+    delivery.updated_at = now
+    notices.notify_failure(session, delivery, order, "We could not prepare the email for this gift.", now)
+
+
+# --- 2. send ------------------------------------------------------------------------------
+
+
+def sender_address() -> str:
+    return parseaddr(get_settings().email_from)[1]
+
+
+def message_id(delivery_id: int) -> str:
+    """Stable per delivery, so that a repeated send reads as the same message."""
+    return f"giftq.delivery.{delivery_id}@{sender_address().rpartition('@')[2] or 'localhost'}"
+
+
+def send(claimed: Sequence[Claimed], transport: Transport | None = None) -> list[Result]:
+    """Render and send; every claimed delivery gets exactly one :class:`Result`."""
+    started = utcnow()
+    results: list[Result] = []
+    envelopes: list[Envelope] = []
+    mail_from = sender_address()
+    for item in claimed:
+        try:
+            rendered = render_email(item.context)
+            data = build_message(
+                rendered,
+                to_name=item.to_name,
+                to_addr=item.to_address,
+                message_id=message_id(item.delivery_id),
+            )
+        except Exception as exc:  # a bad row must not sink its batch
+            log.exception("delivery %d: could not build the email", item.delivery_id)
+            results.append(
+                Result(item.delivery_id, False, classify(error=exc), None, _describe(exc), started)
+            )
+            continue
+        envelopes.append(
+            Envelope(mail_from=mail_from, rcpt_to=item.to_address, data=data, ref=item.delivery_id)
+        )
+    if not envelopes:
+        return results
+    try:
+        outcomes = (transport or get_transport()).send_batch(envelopes)
+    except Exception as exc:  # the whole batch failed to go out: each delivery gets the answer
+        log.warning("email batch of %d failed: %s", len(envelopes), _describe(exc))
+        batch_kind = classify(error=exc)
+        return results + [Result(e.ref, False, batch_kind, None, _describe(exc), started) for e in envelopes]
+    answered = {o.ref for o in outcomes}
+    for outcome in outcomes:
+        kind: FailureKind | None = None
+        if not outcome.accepted:
+            kind = (
+                FailureKind(outcome.failure.kind)
+                if outcome.failure is not None
+                else classify(smtp_code=outcome.code)
+            )
+        said = outcome.response or (outcome.failure.detail if outcome.failure else "")
+        response = redact(said)[:1000]
+        results.append(Result(outcome.ref, outcome.accepted, kind, outcome.code, response, started))
+    for envelope in envelopes:
+        if envelope.ref not in answered:
+            results.append(
+                Result(envelope.ref, False, FailureKind.RETRYABLE, None, "no answer from transport", started)
+            )
+    return results
+
+
+def _describe(exc: BaseException) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")[:1000]
+
+
+# --- 3. record ----------------------------------------------------------------------------
+
+
+def record(
+    session: Session,
+    results: Sequence[Result],
+    *,
+    claimer: str,
+    schedule: RetrySchedule | None = None,
+) -> BatchReport:
+    """Write each answer down and move each delivery on; enqueue what follows after commit."""
+    if not results:
+        return BatchReport(0, 0, 0, 0)
+    schedule = schedule or RetrySchedule.from_settings()
+    settings = get_settings()
+    now = utcnow()
+    rows = {
+        d.id: (d, o)
+        for d, o in session.execute(
+            select(Delivery, Order)
+            .join(Order, Delivery.order_id == Order.id)
+            .where(Delivery.id.in_([r.delivery_id for r in results]))
+            .with_for_update(of=Delivery)
+            .execution_options(populate_existing=True)
+        ).all()
+    }
+    sent = retrying = failed = 0
+    for result in results:
+        delivery, order = rows[result.delivery_id]
+        if delivery.status != S.SENDING or delivery.claimed_by != claimer:
+            # Someone (the sweeper) took it back meanwhile: log the answer, leave the state.
+            _log_result(session, delivery, result, now)
+            continue
+        delivery.attempts += 1
+        delivery.updated_at = now
+        _log_result(session, delivery, result, now)
+        if result.accepted:
+            sent += 1
+            delivery.status = check(delivery.status, S.SENT)
+            delivery.sent_at = now
+            delivery.last_error = None
+            if delivery.kind == DeliveryKind.GIFT and order.line_count <= settings.delivered_notice_max_lines:
+                notices.notify_delivered(session, delivery, order, now)
+            continue
+        delivery.last_error = result.response
+        next_at = (
+            schedule.next_attempt_at(delivery.attempts, now) if result.kind is FailureKind.RETRYABLE else None
+        )
+        if next_at is not None:
+            retrying += 1
+            delivery.status = check(delivery.status, S.FAILED_RETRYABLE)
+            delivery.due_at = next_at
+            wait = (next_at - now).total_seconds()
+            if wait <= settings.retry_countdown_max_seconds:
+                enqueue_after_commit(
+                    session, "giftq.dispatch_email", {"delivery_ids": [delivery.id]}, countdown=wait
+                )
+            continue
+        failed += 1
+        delivery.status = check(delivery.status, S.FAILED_PERMANENT)
+        if result.kind is FailureKind.PERMANENT and result.code is not None and 500 <= result.code < 600:
+            notices.suppress(
+                session,
+                delivery.to_address or "",
+                code=result.code,
+                response=result.response,
+                delivery_id=delivery.id,
+            )
+        notices.notify_failure(session, delivery, order, _reason(delivery, result), now)
+    session.flush()
+    return BatchReport(len(results), sent, retrying, failed)
+
+
+def _outcome(result: Result) -> AttemptOutcome:
+    if result.accepted:
+        return AttemptOutcome.ACCEPTED
+    return AttemptOutcome.RETRYABLE if result.kind is FailureKind.RETRYABLE else AttemptOutcome.PERMANENT
+
+
+def _reason(delivery: Delivery, result: Result) -> str:
+    if result.kind is FailureKind.RETRYABLE:
+        return (
+            f"We could not reach the mail server for {delivery.to_address} after "
+            f"{delivery.attempts} attempts."
+        )
+    if result.code is not None:
+        return f"The recipient's mail server refused the address {delivery.to_address}."
+    return "We could not prepare the email for this gift."
+
+
+def _log_result(session: Session, delivery: Delivery, result: Result, now: dt.datetime) -> None:
+    notices.log_attempt(
+        session,
+        delivery,
+        _outcome(result),
+        code=result.code,
+        response=result.response,
+        started=result.started_at,
+        finished=now,
+    )
+
+
+# --- the three steps, for an entry point --------------------------------------------------
+
+
+def run_batch(
+    sessions: sessionmaker[Session],
+    delivery_ids: Sequence[int],
+    *,
+    claimer: str | None = None,
+    transport: Transport | None = None,
+) -> BatchReport:
+    """Claim, send and record one batch; each database step in its own short transaction."""
+    claimer = claimer or uuid.uuid4().hex
+    with sessions.begin() as session:
+        claimed = claim(session, delivery_ids, claimer=claimer)
+    results = send(claimed, transport)
+    with sessions.begin() as session:
+        return record(session, results, claimer=claimer)

@@ -1,0 +1,474 @@
+"""What ops do by hand: look orders and cards up (masked), list and replay failures,
+resend to a corrected address, reissue a card that went to the wrong person, cancel.
+
+Each function works in the caller's transaction and enqueues what it queued after the
+caller commits. Codes are never shown: a card is its id and ``••••-XXXX``.
+
+- :func:`replay` puts a final failure back in the queue (attempts continue from where
+  they were; the retry schedule starts again for it).
+- :func:`resend` sends the same card again, to a corrected address, as a new delivery
+  (the original, if still pending, is cancelled).
+- :func:`reissue` voids the card, issues a new code for the same line, and delivers it;
+  use it when the code may have reached someone else. A redeemed card cannot be reissued.
+- :func:`cancel_order` stops everything not yet sent and voids those cards; gifts already
+  sent stay valid (their refund is a ledger matter), and the report says which.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from pydantic import EmailStr, TypeAdapter, ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from delivery.errors import NotFound, OpsRefused
+from delivery.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryKind,
+    Order,
+    OrderLine,
+    OrderStatus,
+    SuppressedAddress,
+)
+from delivery.outbox import enqueue_deliveries
+from delivery.processing import card_reference, gift_delivery
+from delivery.schemas import Channel
+from delivery.states import FINAL_FAILURES, PENDING, check
+from delivery.states import DeliveryStatus as S
+from giftq.db import utcnow
+from ledger import CardSpec, CardView, get_card, issue_cards, void_card
+from ledger.codes.text import mask
+from ledger.errors import InvalidState, LedgerError
+
+_EMAIL = TypeAdapter(EmailStr)
+
+REACHED = frozenset({S.SENDING, S.SENT, S.DELIVERED})
+"""A gift in one of these may be in someone's inbox: its card stays valid on cancel."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    number: int
+    outcome: str
+    code: int | None
+    response: str
+    finished_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    id: int
+    order_id: int
+    line_id: int | None
+    kind: str
+    channel: str
+    status: str
+    to_name: str
+    to_address: str | None
+    card: str | None
+    """The card as ops may see it: ``#<id> ••••-XXXX``."""
+    attempts: int
+    last_error: str | None
+    due_at: dt.datetime
+    sent_at: dt.datetime | None
+    parent_id: int | None
+    log: tuple[AttemptView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LineView:
+    id: int
+    position: int
+    channel: str
+    amount: int
+    marketplace: str
+    recipient_name: str
+    card: str | None
+    send_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    id: int
+    reference: str | None
+    status: str
+    purchaser_name: str
+    purchaser_email: str
+    created_at: dt.datetime
+    error: str | None
+    lines: tuple[LineView, ...]
+    deliveries: tuple[DeliveryView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CardLookup:
+    card: CardView
+    masked_code: str
+    order_id: int | None
+    line_id: int | None
+    deliveries: tuple[DeliveryView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReport:
+    order_id: int
+    cancelled_deliveries: list[int] = field(default_factory=list)
+    voided_cards: list[int] = field(default_factory=list)
+    kept_cards: list[int] = field(default_factory=list)
+    """Cards already sent (or in flight): still valid."""
+
+
+def _card(card_id: int | None, last4: str | None) -> str | None:
+    if card_id is None:
+        return None
+    return f"#{card_id} {mask(last4)}" if last4 else f"#{card_id}"
+
+
+def _view(delivery: Delivery, last4: str | None, log: tuple[AttemptView, ...] = ()) -> DeliveryView:
+    return DeliveryView(
+        id=delivery.id,
+        order_id=delivery.order_id,
+        line_id=delivery.line_id,
+        kind=delivery.kind,
+        channel=delivery.channel,
+        status=delivery.status,
+        to_name=delivery.to_name,
+        to_address=delivery.to_address,
+        card=_card(delivery.card_id, last4),
+        attempts=delivery.attempts,
+        last_error=delivery.last_error,
+        due_at=delivery.due_at,
+        sent_at=delivery.sent_at,
+        parent_id=delivery.parent_id,
+        log=log,
+    )
+
+
+def _views(session: Session, deliveries: list[Delivery], *, with_log: bool) -> tuple[DeliveryView, ...]:
+    card_ids = {d.card_id for d in deliveries if d.card_id is not None}
+    last4: dict[int, str] = {}
+    if card_ids:
+        # Lines hold the current card's last four; a reissued (old) card needs the ledger.
+        for card_id in card_ids:
+            last4[card_id] = get_card(session, card_id).last4
+    logs: dict[int, list[AttemptView]] = {}
+    if with_log and deliveries:
+        attempts = session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id.in_([d.id for d in deliveries]))
+            .order_by(DeliveryAttempt.id)
+        )
+        for a in attempts:
+            logs.setdefault(a.delivery_id, []).append(
+                AttemptView(a.number, a.outcome, a.code, a.response, a.finished_at)
+            )
+    return tuple(_view(d, last4.get(d.card_id or 0), tuple(logs.get(d.id, ()))) for d in deliveries)
+
+
+def _delivery(session: Session, delivery_id: int) -> Delivery:
+    delivery = session.scalars(
+        select(Delivery)
+        .where(Delivery.id == delivery_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if delivery is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    return delivery
+
+
+def _checked_email(address: str) -> str:
+    try:
+        return str(_EMAIL.validate_python(address))
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise OpsRefused(f"email: {reason}") from None
+
+
+def _refuse_if_suppressed(session: Session, address: str | None) -> None:
+    if address and session.get(SuppressedAddress, address.lower()) is not None:
+        raise OpsRefused(
+            f"{address} is suppressed after a permanent failure; "
+            f"clear it first (giftq ops unsuppress {address}) if it works again"
+        )
+
+
+# --- look-ups -----------------------------------------------------------------------------
+
+
+def lookup_order(session: Session, order_id: int) -> OrderView:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    lines = session.scalars(
+        select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.position)
+    ).all()
+    deliveries = list(
+        session.scalars(select(Delivery).where(Delivery.order_id == order_id).order_by(Delivery.id))
+    )
+    return OrderView(
+        id=order.id,
+        reference=order.reference,
+        status=order.status,
+        purchaser_name=order.purchaser_name,
+        purchaser_email=order.purchaser_email,
+        created_at=order.created_at,
+        error=order.error,
+        lines=tuple(
+            LineView(
+                id=line.id,
+                position=line.position,
+                channel=line.channel,
+                amount=line.amount,
+                marketplace=line.marketplace,
+                recipient_name=line.recipient_name,
+                card=_card(line.card_id, line.card_last4),
+                send_at=f"{line.send_at_local} {line.send_at_zone}" if line.send_at_local else None,
+            )
+            for line in lines
+        ),
+        deliveries=_views(session, deliveries, with_log=True),
+    )
+
+
+def lookup_card(session: Session, card_id: int) -> CardLookup:
+    try:
+        card = get_card(session, card_id)
+    except LedgerError as exc:
+        raise NotFound(str(exc)) from None
+    deliveries = list(
+        session.scalars(select(Delivery).where(Delivery.card_id == card_id).order_by(Delivery.id))
+    )
+    line_id = deliveries[0].line_id if deliveries else None
+    return CardLookup(
+        card=card,
+        masked_code=mask(card.last4),
+        order_id=deliveries[0].order_id if deliveries else None,
+        line_id=line_id,
+        deliveries=_views(session, deliveries, with_log=True),
+    )
+
+
+def list_failures(session: Session, *, order_id: int | None = None, limit: int = 100) -> list[DeliveryView]:
+    """Deliveries that failed for good (or bounced), newest first."""
+    query = select(Delivery).where(Delivery.status.in_(sorted(FINAL_FAILURES)))
+    if order_id is not None:
+        query = query.where(Delivery.order_id == order_id)
+    deliveries = list(
+        session.scalars(query.order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(limit))
+    )
+    return list(_views(session, deliveries, with_log=False))
+
+
+def list_suppressed(session: Session, *, limit: int = 100) -> list[SuppressedAddress]:
+    return list(
+        session.scalars(select(SuppressedAddress).order_by(SuppressedAddress.created_at.desc()).limit(limit))
+    )
+
+
+# --- actions ------------------------------------------------------------------------------
+
+
+def replay(session: Session, delivery_id: int) -> DeliveryView:
+    """Queue a final failure again (after its cause was fixed)."""
+    delivery = _delivery(session, delivery_id)
+    if delivery.status not in FINAL_FAILURES:
+        raise OpsRefused(f"delivery {delivery_id} is {delivery.status}; only final failures are replayed")
+    if delivery.channel != Channel.EMAIL:
+        raise OpsRefused(f"delivery {delivery_id} is {delivery.channel}: no sender for it yet")
+    _refuse_if_suppressed(session, delivery.to_address)
+    now = utcnow()
+    delivery.status = check(delivery.status, S.QUEUED)
+    delivery.due_at = now
+    delivery.updated_at = now
+    delivery.claimed_by = None
+    session.flush()
+    enqueue_deliveries(session, [delivery.id])
+    return _views(session, [delivery], with_log=False)[0]
+
+
+def replay_failures(session: Session, *, order_id: int | None = None, limit: int = 1000) -> list[int]:
+    """Replay every listed failure that can go again (suppressed addresses are skipped)."""
+    replayed = []
+    for view in list_failures(session, order_id=order_id, limit=limit):
+        if view.channel != Channel.EMAIL:
+            continue
+        try:
+            replay(session, view.id)
+        except OpsRefused:
+            continue
+        replayed.append(view.id)
+    return replayed
+
+
+def resend(session: Session, delivery_id: int, *, email: str) -> DeliveryView:
+    """Send the same card again to a corrected email address, as a new delivery."""
+    address = _checked_email(email)
+    original = _delivery(session, delivery_id)
+    if original.kind != DeliveryKind.GIFT or original.channel != Channel.EMAIL:
+        raise OpsRefused(f"delivery {delivery_id} is not an email gift; only those can be resent")
+    if original.status == S.SENDING:
+        raise OpsRefused(f"delivery {delivery_id} is being sent right now; try again in a minute")
+    if original.status == S.CANCELLED:
+        raise OpsRefused(f"delivery {delivery_id} was cancelled")
+    _refuse_if_suppressed(session, address)
+    line = session.get_one(OrderLine, original.line_id)
+    if line.card_id != original.card_id:
+        raise OpsRefused(f"the card of delivery {delivery_id} was reissued; resend the newest delivery")
+    now = utcnow()
+    if original.status in PENDING:
+        original.status = check(original.status, S.CANCELLED)
+        original.updated_at = now
+    return _new_gift(
+        session,
+        line,
+        card_id=original.card_id or 0,
+        address=address,
+        to_name=original.to_name,
+        parent_id=original.id,
+        now=now,
+    )
+
+
+def reissue(session: Session, line_id: int, *, email: str | None = None) -> DeliveryView:
+    """Void the line's card, issue a new code for the same value, and deliver it."""
+    address = _checked_email(email) if email is not None else None
+    line = session.scalars(
+        select(OrderLine)
+        .where(OrderLine.id == line_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if line is None or line.card_id is None:
+        raise NotFound(f"no issued order line {line_id}")
+    old_card = line.card_id
+    deliveries = list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.card_id == old_card, Delivery.kind == DeliveryKind.GIFT)
+            .order_by(Delivery.id)
+            .with_for_update()
+        )
+    )
+    if any(d.status == S.SENDING for d in deliveries):
+        raise OpsRefused(f"the card of line {line_id} is being sent right now; try again in a minute")
+    last = deliveries[-1] if deliveries else None
+    if address is None and line.channel == Channel.EMAIL:
+        address = last.to_address if last else line.recipient_email
+    _refuse_if_suppressed(session, address if line.channel == Channel.EMAIL else None)
+    try:
+        void_card(session, old_card, idempotency_key=f"giftq:reissue:void:{old_card}")
+    except InvalidState as exc:
+        raise OpsRefused(f"line {line_id}: {exc}") from None
+    (card,) = issue_cards(
+        session,
+        [
+            CardSpec(
+                marketplace=line.marketplace,
+                amount=line.amount,
+                active=line.channel != Channel.PHYSICAL,
+                reference=card_reference(line.order_id, line.position),
+            )
+        ],
+        idempotency_key=f"giftq:reissue:line:{line_id}:replacing:{old_card}",
+    )
+    now = utcnow()
+    for d in deliveries:
+        if d.status in PENDING:
+            d.status = check(d.status, S.CANCELLED)
+            d.updated_at = now
+    line.card_id, line.card_last4 = card.card_id, card.last4
+    to_name = last.to_name if last else line.recipient_name
+    if line.channel == Channel.SMS:
+        address = line.recipient_phone
+    elif line.channel == Channel.PHYSICAL:
+        address = None
+    return _new_gift(
+        session,
+        line,
+        card_id=card.card_id,
+        address=address,
+        to_name=to_name,
+        parent_id=last.id if last else None,
+        now=now,
+    )
+
+
+def _new_gift(
+    session: Session,
+    line: OrderLine,
+    *,
+    card_id: int,
+    address: str | None,
+    to_name: str,
+    parent_id: int | None,
+    now: dt.datetime,
+) -> DeliveryView:
+    values = gift_delivery(line, card_id, to_address=address, now=now, parent_id=parent_id)
+    values["to_name"] = to_name
+    delivery = Delivery(**values)
+    session.add(delivery)
+    session.flush()
+    if delivery.status == S.QUEUED:
+        enqueue_deliveries(session, [delivery.id])
+    return _views(session, [delivery], with_log=False)[0]
+
+
+def cancel_order(session: Session, order_id: int) -> CancelReport:
+    """Stop whatever of the order is not sent yet, and void those cards."""
+    order = session.scalars(
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    if order.status == OrderStatus.CANCELLED:
+        raise OpsRefused(f"order {order_id} is already cancelled")
+    now = utcnow()
+    report = CancelReport(order_id)
+    gifts: dict[int, list[Delivery]] = {}
+    for d in session.scalars(
+        select(Delivery).where(Delivery.order_id == order_id).order_by(Delivery.id).with_for_update()
+    ):
+        if d.kind == DeliveryKind.GIFT and d.card_id is not None:
+            gifts.setdefault(d.card_id, []).append(d)
+    for card_id, deliveries in gifts.items():
+        if any(d.status in REACHED for d in deliveries):
+            report.kept_cards.append(card_id)
+            continue
+        for d in deliveries:
+            if d.status in PENDING:
+                d.status = check(d.status, S.CANCELLED)
+                d.updated_at = now
+                report.cancelled_deliveries.append(d.id)
+        try:
+            void_card(session, card_id, idempotency_key=f"giftq:cancel:void:{card_id}")
+            report.voided_cards.append(card_id)
+        except InvalidState:  # redeemed meanwhile (a resend's earlier copy, say)
+            report.kept_cards.append(card_id)
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.order_id == order_id,
+            Delivery.kind != DeliveryKind.GIFT,
+            Delivery.status.in_(sorted(PENDING)),
+        )
+        .values(status=S.CANCELLED, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    order.status = OrderStatus.CANCELLED
+    order.updated_at = now
+    session.flush()
+    return report
+
+
+def unsuppress(session: Session, address: str) -> bool:
+    """Let mail go to ``address`` again; False if it was not suppressed."""
+    row = session.get(SuppressedAddress, address.lower())
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True

@@ -1,0 +1,217 @@
+"""Dispatch against a real SMTP server (aiosmtpd), without Celery: claim, send, record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from delivery import dispatch
+from delivery.models import Delivery, DeliveryAttempt, SuppressedAddress
+from delivery.states import DeliveryStatus as S
+from giftq.settings import reset_settings
+from ledger import redeem
+
+
+@pytest.fixture(autouse=True)
+def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIFTQ_RETRY_SCHEDULE_SECONDS", "[0, 0]")
+    monkeypatch.setenv("GIFTQ_RETRY_JITTER", "0")
+    reset_settings()
+
+
+def deliveries(Session: sessionmaker[Session], kind: str | None = None) -> list[Delivery]:
+    query = select(Delivery).order_by(Delivery.id)
+    if kind:
+        query = query.where(Delivery.kind == kind)
+    with Session() as s:
+        return list(s.scalars(query))
+
+
+def attempts(Session: sessionmaker[Session], delivery_id: int) -> list[tuple[int, str, int | None]]:
+    with Session() as s:
+        rows = s.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery_id)
+            .order_by(DeliveryAttempt.id)
+        )
+        return [(a.number, a.outcome, a.code) for a in rows]
+
+
+def run_queued(Session: sessionmaker[Session]) -> None:
+    """Send whatever is queued or due, until nothing is left (what the workers would do)."""
+    for _ in range(10):
+        with Session() as s:
+            ids = list(
+                s.scalars(select(Delivery.id).where(Delivery.status.in_([S.QUEUED, S.FAILED_RETRYABLE])))
+            )
+        if not ids:
+            return
+        dispatch.run_batch(Session, ids)
+
+
+def test_the_gift_arrives_and_its_code_redeems(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+) -> None:
+    order_id = issued_order(lines=1)
+    run_queued(Session)
+    (gift,) = smtp.to("r0@example.com")
+    assert gift["Subject"]
+    assert gift["Message-ID"].startswith("<giftq.delivery.")
+    (code,) = conftest.codes_in(gift)
+    with Session.begin() as s:
+        result = redeem(s, code, account="robin", marketplace="US", idempotency_key="redeem-1")
+    assert (result.amount, result.currency) == (2500, "USD")
+
+    (confirmation,) = smtp.to("pat@example.com")[:1]
+    receipt = conftest.text_of(confirmation)
+    assert code not in receipt
+    assert code[-4:] in receipt  # the masked code shows the last four
+    (gift_row,) = deliveries(Session, "gift")
+    assert (gift_row.status, gift_row.attempts, gift_row.order_id) == ("sent", 1, order_id)
+    assert attempts(Session, gift_row.id) == [(1, "accepted", 250)]
+    # A one-card order: the purchaser hears that the gift went out.
+    notice_kinds = [d.kind for d in deliveries(Session) if d.to_address == "pat@example.com"]
+    assert sorted(notice_kinds) == ["confirmation", "delivered_notice"]
+    assert len(smtp.to("pat@example.com")) == 2
+
+
+def test_a_batch_that_runs_twice_sends_once(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    issued_order(lines=3)
+    ids = [d.id for d in deliveries(Session)]
+    first = dispatch.run_batch(Session, ids, claimer="task-1")
+    again = dispatch.run_batch(Session, ids, claimer="task-1")
+    other = dispatch.run_batch(Session, ids, claimer="task-2")
+    assert (first.sent, again.claimed, other.claimed) == (4, 0, 0)
+    assert len(smtp.accepted) == 4
+
+
+def test_busy_server_then_accepted_is_delivered_once_with_attempts_logged(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    smtp.script["r0@example.com"] = ["421 4.7.0 try again later"] * 3
+    issued_order(lines=1)
+    run_queued(Session)
+    assert len(smtp.to("r0@example.com")) == 1
+    assert smtp.answers_to("r0@example.com")[-1].startswith("250")
+    (gift,) = deliveries(Session, "gift")
+    log = attempts(Session, gift.id)
+    # 421 closes the connection; the transport reconnects once within a batch, so the
+    # server may see more refusals than we log attempts. Each logged attempt is real.
+    assert gift.status == "sent"
+    assert len(log) >= 2
+    assert log[:-1] == [(n, "retryable", 421) for n in range(1, len(log))]
+    assert log[-1] == (len(log), "accepted", 250)
+
+
+def test_retries_run_out(Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any) -> None:
+    smtp.script["r0@example.com"] = ["451 4.3.0 later"] * 5
+    issued_order(lines=1)
+    run_queued(Session)
+    (gift,) = deliveries(Session, "gift")
+    assert (gift.status, gift.attempts) == ("failed_permanent", 3)
+    (notice,) = deliveries(Session, "failed_notice")
+    assert notice.status == "sent"
+    assert "after 3 attempts" in (notice.reason or "")
+    with Session() as s:
+        assert s.scalars(select(SuppressedAddress)).all() == []  # a 4xx says nothing about the address
+
+
+def test_unknown_mailbox_fails_for_good_tells_the_purchaser_and_suppresses(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+) -> None:
+    smtp.script["r0@example.com"] = ["550 5.1.1 no such mailbox"]
+    issued_order(lines=1)
+    run_queued(Session)
+    assert smtp.answers_to("r0@example.com") == ["550 5.1.1 no such mailbox"]  # nothing retried
+    (gift,) = deliveries(Session, "gift")
+    assert (gift.status, gift.attempts) == ("failed_permanent", 1)
+    assert attempts(Session, gift.id) == [(1, "permanent", 550)]
+    assert "no such mailbox" in (gift.last_error or "")
+    with Session() as s:
+        (suppressed,) = s.scalars(select(SuppressedAddress)).all()
+        assert (suppressed.address, suppressed.code, suppressed.delivery_id) == (
+            "r0@example.com",
+            550,
+            gift.id,
+        )
+    failed_notice = [m for m in smtp.to("pat@example.com") if "r0@example.com" in conftest.text_of(m)]
+    assert len(failed_notice) == 1
+
+    # The next gift to that address is not even tried, and the purchaser hears why.
+    issued_order(lines=1)
+    run_queued(Session)
+    assert smtp.answers_to("r0@example.com") == ["550 5.1.1 no such mailbox"]
+    second = deliveries(Session, "gift")[1]
+    assert second.status == "failed_permanent"
+    assert attempts(Session, second.id) == [(1, "suppressed", None)]
+    assert len(deliveries(Session, "failed_notice")) == 2
+
+
+def test_a_redelivered_task_takes_back_its_own_half_done_batch(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    issued_order(lines=2)
+    ids = [d.id for d in deliveries(Session)]
+    with Session.begin() as s:
+        claimed = dispatch.claim(s, ids, claimer="task-1")
+    assert len(claimed) == 3
+    # The worker died here. Another task cannot take the rows; the same task id can.
+    assert dispatch.run_batch(Session, ids, claimer="task-2").claimed == 0
+    assert dispatch.run_batch(Session, ids, claimer="task-1").sent == 3
+
+
+def test_a_row_that_cannot_be_rendered_fails_alone(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    issued_order(lines=2)
+    gifts = deliveries(Session, "gift")
+    with Session.begin() as s:
+        s.execute(update(Delivery).where(Delivery.id == gifts[0].id).values(card_id=987654))
+    report = dispatch.run_batch(Session, [d.id for d in deliveries(Session)])
+    assert (report.claimed, report.sent) == (2, 2)
+    broken = deliveries(Session, "gift")[0]
+    assert broken.status == "failed_permanent"
+    assert "no card 987654" in (broken.last_error or "")
+    assert len(smtp.to("r1@example.com")) == 1
+
+
+def test_smtp_server_down_means_retry(
+    Session: sessionmaker[Session], issued_order: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from delivery.email import close_transport
+
+    monkeypatch.setenv("GIFTQ_SMTP_PORT", "1")
+    reset_settings()
+    close_transport()
+    issued_order(lines=1)
+    report = dispatch.run_batch(Session, [d.id for d in deliveries(Session)])
+    assert report.retrying == 2
+    assert {d.status for d in deliveries(Session)} == {"failed_retryable"}
+    close_transport()
+
+
+def test_no_code_in_rows_or_logs(
+    Session: sessionmaker[Session],
+    issued_order: Any,
+    smtp: Any,
+    conftest: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    smtp.script["r1@example.com"] = ["550 5.1.1 nobody"]
+    caplog.set_level("DEBUG")
+    issued_order(lines=2)
+    run_queued(Session)
+    (code,) = conftest.codes_in(smtp.to("r0@example.com")[0])
+    # aiosmtpd's "mail.log" is the test's own mail server, which sees the message.
+    ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("mail.log"))
+    assert ours and code not in ours
+    with Session() as s:
+        text = " ".join(str(v) for d in s.scalars(select(Delivery)) for v in vars(d).values())
+        text += " ".join(str(v) for a in s.scalars(select(DeliveryAttempt)) for v in vars(a).values())
+    assert code not in text
+    assert code.replace("-", "") not in text
