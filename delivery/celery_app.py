@@ -122,8 +122,11 @@ def celery_config(s: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
     app = Celery("giftq", include=["delivery.tasks"], set_as_current=False)
-    app.conf.update(celery_config(settings or get_settings()))
+    app.conf.update(celery_config(settings))
+    # beat keeps its schedule file there and will not create the directory itself.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     return app
 
 

@@ -6,16 +6,29 @@ real Redis unless the test asks for one (``redis_url``) and sets it itself.
 
 from __future__ import annotations
 
+import base64
 import copy
 import email
 import email.message
 import email.policy
+import os
 import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from delivery.celery_app import reset_app
 from giftq.settings import reset_settings
@@ -178,9 +191,192 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedSmtp]:
         close_transport()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def conftest() -> Any:
     """This module, for its helpers (``conftest.codes_in(message)``): tests import nothing here."""
     import sys
 
     return sys.modules[__name__]
+
+
+# --- real Celery workers in their own processes -------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+class WorkerProcess:
+    """``celery -A worker worker`` as a subprocess in its own session (so that a kill takes
+    the pool children too), logging to a file the test can read."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.args = args or ("-Q", "orders,email,scheduler", "-c", "2")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    CELERY,
+                    "-A",
+                    "worker",
+                    "worker",
+                    "--loglevel=INFO",
+                    "--without-mingle",
+                    "--without-gossip",
+                    *self.args,
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log()[offset:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log()[offset:]}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children at once: nothing gets to clean up."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def wait_until(check: Any, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Pipeline:
+    """A database, a broker and an SMTP server shared by the tests of one module."""
+
+    database_url: str
+    broker_url: str
+    smtp: ScriptedSmtp
+    env: dict[str, str]
+    Session: Any
+    worker: WorkerProcess | None = None
+
+    def send(self, task: str, **kwargs: Any) -> str:
+        """Send a task by name, as any Celery client would; returns its id."""
+        from delivery.celery_app import ROUTES, get_app
+
+        return str(get_app().send_task(task, kwargs=kwargs, queue=ROUTES[task]).id)
+
+    def deliveries(self, **where: Any) -> list[Any]:
+        from sqlalchemy import select
+
+        from delivery.models import Delivery
+
+        with self.Session() as s:
+            query = select(Delivery).filter_by(**where).order_by(Delivery.id)
+            return list(s.scalars(query))
+
+
+def pipeline_env(
+    database_url: str, broker_url: str, smtp_port: int, data_dir: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of a worker (and of the test process talking to it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTQ_") or k.startswith("GIFTQ_TEST_")}
+    env.update(
+        {
+            "GIFTQ_ENV": "test",
+            "GIFTQ_DATA_DIR": str(data_dir),
+            "GIFTQ_DATABASE_URL": database_url,
+            "GIFTQ_BROKER_URL": broker_url,
+            "GIFTQ_SMTP_HOST": "127.0.0.1",
+            "GIFTQ_SMTP_PORT": str(smtp_port),
+            "GIFTQ_CODE_PEPPER": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "GIFTQ_CODE_KEYS": "m1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+            "GIFTQ_RETRY_SCHEDULE_SECONDS": "[1, 1, 1]",
+            "GIFTQ_RETRY_JITTER": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def use_pipeline(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point this test process (settings, engine, Celery app, email transport) at ``pipeline``."""
+    from delivery.celery_app import reset_app
+    from delivery.email import close_transport
+    from giftq import db as giftq_db
+
+    for name, value in pipeline.env.items():
+        if name.startswith("GIFTQ_"):
+            monkeypatch.setenv(name, value)
+    reset_settings()
+    reset_app()
+    giftq_db.reset_engine()
+    close_transport()
+
+
+@contextmanager
+def module_database(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterator[str]:
+    """A migrated database that lives as long as a module (copied from the session's template)."""
+    if kind == "sqlite":
+        template: Path = request.getfixturevalue("_sqlite_template")
+        path = tmp / "pipeline.sqlite3"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    admin = request.getfixturevalue("_pg_admin")
+    template_name = request.getfixturevalue("_pg_template")
+    if admin is None or template_name is None:
+        pytest.skip("PostgreSQL is not reachable")
+    name = f"giftq_pipeline_{os.getpid()}_{tmp.name}".replace("-", "_")[:60]
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
+    try:
+        yield str(make_url(str(admin.url)).set(database=name).render_as_string(hide_password=False))
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def module_redis(db: int) -> Iterator[str]:
+    """A Redis database of its own for a module's worker (emptied before and after)."""
+    import redis
+
+    url = f"{os.environ.get('GIFTQ_TEST_REDIS_URL', 'redis://127.0.0.1:6379').rstrip('/')}/{db}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        if os.environ.get("GIFTQ_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Redis is not reachable ({exc})")
+        pytest.skip(f"Redis is not reachable ({exc})")
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
