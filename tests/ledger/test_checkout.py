@@ -140,7 +140,11 @@ def test_unknown_checkout_and_bad_arguments(books) -> None:
     for order_ref in ("", "o" * 201):
         with pytest.raises(InvalidRequest, match="order_ref"):
             books.run(
-                apply_balance, account="alice", marketplace="US", order_ref=order_ref, order_total=5,
+                apply_balance,
+                account="alice",
+                marketplace="US",
+                order_ref=order_ref,
+                order_total=5,
                 idempotency_key=books.key(),
             )
     with pytest.raises(InvalidRequest):

@@ -332,11 +332,19 @@ def test_a_claim_code_never_reaches_logs_or_exception_text(
     expect_error(books.redeem, doomed.code.reveal(), "alice", key="redeem-1")
     for attempt in range(4):  # committed failures, then the lockout
         expect_error(
-            redeem_code, books.Session, code_text.generate(), account="mallory", marketplace="US",
+            redeem_code,
+            books.Session,
+            code_text.generate(),
+            account="mallory",
+            marketplace="US",
             idempotency_key=f"guess-{attempt}",
         )
     state = books.run(
-        apply_balance, account="alice", marketplace="US", order_ref="o-1", order_total=4000,
+        apply_balance,
+        account="alice",
+        marketplace="US",
+        order_ref="o-1",
+        order_total=4000,
         idempotency_key="apply",
     )
     books.run(capture, state.checkout_id, idempotency_key="capture")
@@ -344,8 +352,15 @@ def test_a_claim_code_never_reaches_logs_or_exception_text(
     expect_error(books.run, refund, state.checkout_id, amount=10_000, idempotency_key="refund-2")
 
     assert {type(e).__name__ for e in errors} >= {
-        "CodeMistyped", "CardNotActive", "CardVoided", "WrongMarketplace", "AlreadyRedeemed",
-        "IdempotencyConflict", "CodeNotValid", "TooManyAttempts", "InsufficientFunds",
+        "CodeMistyped",
+        "CardNotActive",
+        "CardVoided",
+        "WrongMarketplace",
+        "AlreadyRedeemed",
+        "IdempotencyConflict",
+        "CodeNotValid",
+        "TooManyAttempts",
+        "InsufficientFunds",
     }
     assert any("ledger_cards" in r.getMessage() for r in caplog.records), "engine logging was captured"
     texts = [record.getMessage() for record in caplog.records]

@@ -60,7 +60,11 @@ def _funded(books):
 def _apply(books, ctx, key, variant):
     total = 3000 if variant == "same" else 3100
     return books.run(
-        apply_balance, account="alice", marketplace="US", order_ref="o-1", order_total=total,
+        apply_balance,
+        account="alice",
+        marketplace="US",
+        order_ref="o-1",
+        order_total=total,
         idempotency_key=key,
     )
 
@@ -134,13 +138,21 @@ def test_a_key_belongs_to_one_operation(books) -> None:
 def test_replay_returns_the_first_result_after_the_world_moved_on(books) -> None:
     books.fund("alice", 1000)
     first = books.run(
-        apply_balance, account="alice", marketplace="US", order_ref="o", order_total=5000,
+        apply_balance,
+        account="alice",
+        marketplace="US",
+        order_ref="o",
+        order_total=5000,
         idempotency_key="apply",
     )
     assert (first.held, first.remaining_to_pay) == (1000, 4000)
     books.fund("alice", 9000)
     replay = books.run(
-        apply_balance, account="alice", marketplace="US", order_ref="o", order_total=5000,
+        apply_balance,
+        account="alice",
+        marketplace="US",
+        order_ref="o",
+        order_total=5000,
         idempotency_key="apply",
     )
     assert replay == first

@@ -115,7 +115,11 @@ def test_every_money_argument_refuses_non_int(books, amount: object) -> None:
     books.fund("alice", 5000)
     with pytest.raises(TypeError):
         books.run(
-            apply_balance, account="alice", marketplace="US", order_ref="o", order_total=amount,
+            apply_balance,
+            account="alice",
+            marketplace="US",
+            order_ref="o",
+            order_total=amount,
             idempotency_key=books.key(),
         )
     state = books.apply("alice", 3000)
@@ -150,7 +154,5 @@ def test_revenue_and_funding_accounts_keep_no_balance_column(books) -> None:
 
     funding, revenue = books.run(accounts)
     books.issue(100, 200)
-    rows = books.sql(
-        "SELECT id, balance FROM ledger_accounts WHERE id IN (:f, :r)", f=funding, r=revenue
-    )
+    rows = books.sql("SELECT id, balance FROM ledger_accounts WHERE id IN (:f, :r)", f=funding, r=revenue)
     assert {tuple(r) for r in rows} == {(funding, None), (revenue, None)}

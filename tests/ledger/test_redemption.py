@@ -184,8 +184,13 @@ def test_failures_count_only_when_committed(books, set_env) -> None:
     card = books.issue_one(100)
     for _ in range(5):
         with books.Session() as session, pytest.raises(CodeNotValid):
-            redeem(session, ClaimCode.generate().reveal(), account="eve", marketplace="US",
-                   idempotency_key=books.key())
+            redeem(
+                session,
+                ClaimCode.generate().reveal(),
+                account="eve",
+                marketplace="US",
+                idempotency_key=books.key(),
+            )
         # The session closes without a commit: the caller chose not to keep the failure.
     assert failures(books) == 0
     assert books.redeem(card.code.reveal(), "eve").amount == 100
@@ -205,8 +210,9 @@ def test_refusals_that_are_not_guesses_do_not_count(books, set_env) -> None:
         (inactive.code, "CA"),
     ] * 2:
         with pytest.raises(RedemptionRefused) as caught:
-            redeem_code(books.Session, code.reveal(), account="eve", marketplace=market,
-                        idempotency_key=books.key())
+            redeem_code(
+                books.Session, code.reveal(), account="eve", marketplace=market, idempotency_key=books.key()
+            )
         refusals.append(caught.value)
     assert {r.reason for r in refusals} == {"already_redeemed", "voided", "not_active", "wrong_marketplace"}
     assert not any(r.counts_as_failure for r in refusals)
