@@ -1,0 +1,208 @@
+"""Each giftq service of docker-compose.yml, run as a local process.
+
+No Docker engine runs here, so the compose file's own commands and environment
+are run with the container hostnames pointed at the test's PostgreSQL and Redis
+and ``/data`` at a temporary folder. What each must do: ``migrate`` brings the
+schema to head; ``mail`` accepts a message into its Maildir; every worker
+answers a ping on exactly the queues the file gives it; ``beat`` publishes the
+periodic tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+from alembic.script import ScriptDirectory
+
+from delivery.celery_app import create_app
+from giftq import migrate
+from giftq.settings import reset_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _environment(service: dict[str, Any], pg_url: str, redis_url: str, data: Path) -> dict[str, str]:
+    """The service's environment as compose would give it, with this machine's addresses."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTQ_")}
+    for name, declared in (service.get("environment") or {}).items():
+        value = str(declared)
+        if name == "GIFTQ_DATABASE_URL":
+            assert "@postgres:5432/" in value
+            value = pg_url
+        elif name == "GIFTQ_BROKER_URL":
+            assert value.startswith("redis://redis:6379/")
+            value = redis_url
+        elif name in ("GIFTQ_CODE_PEPPER", "GIFTQ_CODE_KEYS"):
+            value = os.environ[name]  # the test secrets the autouse settings fixture sets
+        elif value.startswith("${"):
+            value = value.split(":-", 1)[1].rstrip("}") if ":-" in value else ""
+        env[name] = value
+    env["GIFTQ_DATA_DIR"] = str(data)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _command(service: dict[str, Any], data: Path) -> list[str]:
+    return [str(part).replace("/data", str(data)) for part in service["command"]]
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    return data
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_migrate_service_brings_the_schema_to_head(pg_url: str, redis_url: str, run_dir: Path) -> None:
+    migrate.downgrade(pg_url, "base")
+    service = _compose()["services"]["migrate"]
+    done = subprocess.run(
+        _command(service, run_dir),
+        env=_environment(service, pg_url, redis_url, run_dir),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    head = ScriptDirectory.from_config(migrate.alembic_config(pg_url)).get_current_head()
+    assert migrate.current(pg_url) == head
+
+
+def test_mail_service_accepts_and_keeps_messages(
+    pg_url: str, redis_url: str, run_dir: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
+    service = _compose()["services"]["mail"]
+    command = _command(service, run_dir)
+    port = _free_port()
+    command[command.index("--port") + 1] = str(port)
+    command[command.index("--host") + 1] = "127.0.0.1"
+    started.append(
+        subprocess.Popen(
+            command,
+            env=_environment(service, pg_url, redis_url, run_dir),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client = smtplib.SMTP("127.0.0.1", port, timeout=5)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the mail service never listened"
+            time.sleep(0.2)
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "compose check"
+    message.set_content("hello")
+    with client:
+        client.send_message(message)
+    stored = list((run_dir / "mail" / "new").iterdir())
+    assert len(stored) == 1
+    assert b"compose check" in stored[0].read_bytes()
+
+
+WORKERS = ["worker-orders", "worker-email", "worker-scheduler"]
+
+
+def test_worker_services_consume_their_queues(
+    pg_url: str,
+    redis_url: str,
+    run_dir: Path,
+    started: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected: dict[str, list[str]] = {}
+    for name in WORKERS:
+        service = _compose()["services"][name]
+        command = _command(service, run_dir)
+        node = command[command.index("-n") + 1].replace("%h", socket.gethostname())
+        expected[node] = sorted(command[command.index("-Q") + 1].split(","))
+        env = _environment(service, pg_url, redis_url, run_dir)
+        started.append(
+            subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+    # Ask them over the same broker, as Flower or `celery inspect` would.
+    monkeypatch.setenv("GIFTQ_BROKER_URL", redis_url)
+    reset_settings()
+    app = create_app()
+    try:
+        answers: dict[str, Any] = {}
+        deadline = time.monotonic() + 90
+        while set(answers) != set(expected) and time.monotonic() < deadline:
+            answers.update(app.control.inspect(timeout=1.0).active_queues() or {})
+        consumed = {node: sorted(q["name"] for q in queues) for node, queues in answers.items()}
+    finally:
+        app.close()
+    assert consumed == expected
+
+
+def test_beat_service_publishes_the_periodic_tasks(
+    pg_url: str, redis_url: str, run_dir: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
+    service = _compose()["services"]["beat"]
+    env = _environment(service, pg_url, redis_url, run_dir)
+    env["GIFTQ_SCHEDULER_INTERVAL_SECONDS"] = "1"
+    started.append(
+        subprocess.Popen(
+            _command(service, run_dir),
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    broker = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 30
+    names: set[str] = set()
+    while time.monotonic() < deadline and "giftq.dispatch_due" not in names:
+        for raw in broker.lrange("scheduler", 0, -1):
+            names.add(json.loads(raw)["headers"]["task"])
+        time.sleep(0.3)
+    broker.close()
+    assert "giftq.dispatch_due" in names
+    assert (run_dir / "celerybeat-schedule").exists() or list(run_dir.glob("celerybeat-schedule*"))
