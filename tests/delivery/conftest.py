@@ -6,6 +6,7 @@ real Redis unless the test asks for one (``redis_url``) and sets it itself.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import email
@@ -128,6 +129,8 @@ class ScriptedSmtp:
 
     def __init__(self) -> None:
         self.script: dict[str, list[str]] = {}
+        self.delay = 0.0
+        """Seconds to think before answering DATA (a slow server keeps batches in flight)."""
         self.rcpt_answers: list[tuple[str, str]] = []
         self.accepted: list[tuple[str, email.message.Message]] = []
         self._changed = threading.Condition()
@@ -142,6 +145,8 @@ class ScriptedSmtp:
         return answer
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         parsed = email.message_from_bytes(envelope.original_content or b"", policy=email.policy.default)
         with self._changed:
             for rcpt in envelope.rcpt_tos:
