@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from delivery.cli import db, demo
+from delivery.cli import db, demo, sink
 from delivery.logs import configure_logging
 
 app = typer.Typer(help="giftq: sell and deliver gift cards.", no_args_is_help=True)
@@ -22,4 +22,5 @@ def main(
 
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
+app.add_typer(sink.app, name="smtp-sink")
 # Command groups register here, one line each.
