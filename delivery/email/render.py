@@ -124,6 +124,9 @@ def _variables(ctx: EmailContext, l10n: Localization, brand: str, public_base_ur
         "brand": brand,
         "to_name": one_line(ctx.to_name),
     }
+    if not isinstance(ctx, OrderConfirmationEmail):
+        # Formatted once here rather than in each of the three templates.
+        variables["amount"] = l10n.money(ctx.amount)
     if isinstance(ctx, GiftEmail):
         variables.update(
             sender=one_line(ctx.sender_name),

@@ -165,6 +165,7 @@ class SmtpTransport:
     def close(self) -> None:
         """Say QUIT, close the connection and stop the loop thread (shutdown; idempotent).
 
+        A batch in flight on another thread is given ``timeout`` seconds to finish.
         Sending again afterwards opens a new loop and connection.
         """
         with self._guard:
@@ -176,7 +177,7 @@ class SmtpTransport:
             self._client = None
             return
         try:
-            worker.run(self._disconnect(), timeout=self.timeout + 1)
+            worker.run(self._disconnect(worker.batch_lock), timeout=self.timeout + 1)
         except Exception as exc:  # shutting down: report and carry on
             log.warning("SMTP close did not finish cleanly: %s", classify_smtp_failure(exc).detail)
         worker.stop()
@@ -315,18 +316,20 @@ class SmtpTransport:
         log.info("SMTP connected to %s:%s (%s)", self.host, self.port, self.security)
         return client
 
-    async def _disconnect(self) -> None:
-        client, self._client = self._client, None
-        if client is None:
-            return
-        transport = client.transport
-        try:
-            if client.is_connected:
-                await client.quit()
-        except Exception:  # noqa: S110 - QUIT is a courtesy; closing is what matters
-            pass
-        finally:
-            _close_now(client, transport)
+    async def _disconnect(self, lock: asyncio.Lock) -> None:
+        # Let a batch in flight on another thread finish first (close() bounds the wait).
+        async with lock:
+            client, self._client = self._client, None
+            if client is None:
+                return
+            transport = client.transport
+            try:
+                if client.is_connected:
+                    await client.quit()
+            except Exception:  # noqa: S110 - QUIT is a courtesy; closing is what matters
+                pass
+            finally:
+                _close_now(client, transport)
 
 
 def _unsent(envelope: Envelope, failure: Failure) -> SendOutcome:

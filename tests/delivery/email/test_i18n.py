@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from babel.messages.checkers import python_format
 from babel.messages.extract import extract_from_dir
 
-from delivery.email.i18n import TRANSLATED_LANGUAGES, format_money, load_catalog, translations
+from delivery.email.i18n import (
+    LOCALE_DIR,
+    TRANSLATED_LANGUAGES,
+    format_money,
+    load_catalog,
+    translations,
+)
 from giftq.settings import PROJECT_ROOT
 
 TEMPLATES = PROJECT_ROOT / "templates"
@@ -94,8 +98,9 @@ def test_plural_forms(language: str) -> None:
 
 
 def test_catalogs_are_compiled_in_memory() -> None:
-    for language in TRANSLATED_LANGUAGES:
-        assert not list(Path(load_catalog.__code__.co_filename).parent.glob(f"locale/{language}/**/*.mo"))
+    # No build step: there are no compiled .mo files, only the .po sources.
+    assert not list(LOCALE_DIR.rglob("*.mo"))
+    assert {p.parent.parent.name for p in LOCALE_DIR.rglob("messages.po")} == set(TRANSLATED_LANGUAGES)
     assert translations("de").gettext("Your claim code:") == "Ihr Einlösecode:"
     assert translations("en").gettext("Your claim code:") == "Your claim code:"
     assert translations("de") is translations("de")
