@@ -10,6 +10,9 @@
 
 Nothing is fsynced: the sink is for development and benchmarks, where thousands of
 messages a second matter more than surviving a power cut.
+
+aiosmtpd logs every line of every message at DEBUG; importing this module filters those
+records out of its ``mail.log`` logger, since a gift email's body holds its claim code.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ from typing import Any, NamedTuple, Self
 from aiosmtpd.smtp import SMTP
 
 log = logging.getLogger(__name__)
+
+
+class _NoMessageLines(logging.Filter):
+    """Drops aiosmtpd's DEBUG record of each DATA line: message bodies hold claim codes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("DATA readline"))
+
+
+_aiosmtpd_log = logging.getLogger("mail.log")
+if not any(isinstance(f, _NoMessageLines) for f in _aiosmtpd_log.filters):
+    _aiosmtpd_log.addFilter(_NoMessageLines())
 
 SINK_HOSTNAME = "giftq-sink.localhost"
 

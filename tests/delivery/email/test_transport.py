@@ -317,3 +317,26 @@ def test_transport_repr_shows_no_password() -> None:
         SmtpTransport("smtp.example", 587, username="u")
     with pytest.raises(ValueError, match="security"):
         SmtpTransport("smtp.example", 587, security="ssl")  # type: ignore[arg-type]
+
+
+def test_no_claim_code_in_any_log_record(
+    handlers: SimpleNamespace,
+    make_smtp_server: Any,
+    make_transport: Any,
+    samples: SimpleNamespace,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = handlers.DropAfterData("r1@example.com", "drop")
+    server = make_smtp_server(handler)
+    ctx = samples.gift()
+    data = build_message(render_email(ctx), to_name=ctx.to_name, to_addr=ctx.to_addr)
+    caplog.set_level("DEBUG")
+    outcomes = make_transport(server).send_batch(
+        [Envelope.for_message(data, rcpt_to=f"r{i}@example.com", ref=i) for i in range(3)]
+    )
+    assert [o.accepted for o in outcomes] == [True, False, True]
+    assert caplog.records
+    for record in caplog.records:
+        assert samples.CODE not in record.getMessage(), record.name
+        assert samples.CODE not in repr(record.args)
+    assert all(samples.CODE not in repr(outcome) for outcome in outcomes)
