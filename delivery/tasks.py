@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 from celery import Task, shared_task
 from sqlalchemy.exc import OperationalError
 
-from delivery import dispatch, due, intake, processing, sweeper
+from delivery import dispatch, due, intake, processing, schemas, sweeper
 from delivery.errors import FieldError, IdempotencyConflict, InvalidOrder, NotFound
 from delivery.outbox import Message, publish
 from giftq.db import session_factory
@@ -58,11 +58,15 @@ def _ids(value: Any, name: str) -> list[int]:
     return [_id(v, f"{name}.{i}") for i, v in enumerate(value)]
 
 
-def _no_extras(args: tuple[Any, ...], extra: dict[str, Any]) -> None:
+def _unexpected(args: tuple[Any, ...], extra: dict[str, Any]) -> list[FieldError]:
     errors = [FieldError(name, "unexpected argument") for name in sorted(extra)]
     if args:
         errors.insert(0, FieldError("args", "positional arguments are not accepted; send kwargs"))
-    if errors:
+    return errors
+
+
+def _no_extras(args: tuple[Any, ...], extra: dict[str, Any]) -> None:
+    if errors := _unexpected(args, extra):
         raise InvalidMessage(errors)
 
 
@@ -72,8 +76,14 @@ def place_order(
 ) -> dict[str, Any]:
     """Intake by name, for storefronts in any language: kwargs ``order``, ``idempotency_key``."""
     try:
-        _no_extras(args, extra)
-        return intake.place_order(order, idempotency_key=idempotency_key).as_dict()
+        errors = _unexpected(args, extra)
+        try:
+            parsed, key = schemas.parse_request(order, idempotency_key)
+        except InvalidOrder as exc:
+            errors += exc.errors
+        if errors:
+            raise InvalidMessage(errors)
+        return intake.place_order(parsed, idempotency_key=key).as_dict()
     except (InvalidOrder, IdempotencyConflict) as exc:
         log.error("giftq.place_order %s refused, nothing written: %s", self.request.id, exc)
         raise
