@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from delivery.cli import db, demo, sink
+from delivery.cli import ops as ops_cli
 from delivery.logs import configure_logging
 
 app = typer.Typer(help="giftq: sell and deliver gift cards.", no_args_is_help=True)
@@ -23,4 +24,5 @@ def main(
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.add_typer(sink.app, name="smtp-sink")
+app.add_typer(ops_cli.app, name="ops")
 # Command groups register here, one line each.
