@@ -47,11 +47,10 @@ class Localization:
 
     marketplace: Marketplace
     locale: Locale
+    """Numbers, currencies and dates are written for this locale."""
+    language: str
+    """The language the text is in: the locale's when we have its catalog, else English."""
     translations: gettext.NullTranslations
-
-    @property
-    def language(self) -> str:
-        return str(self.locale.language)
 
     def money(self, amount: int, marketplace: str | None = None) -> str:
         """Format ``amount`` minor units of ``marketplace``'s currency (default: our own)."""
@@ -66,7 +65,11 @@ def localization(marketplace: str) -> Localization:
     """The cached localization of a marketplace code (``"DE"``)."""
     market = get_marketplace(marketplace)
     locale = Locale.parse(market.locale)
-    return Localization(market, locale, translations(str(locale.language)))
+    language = str(locale.language)
+    if language not in TRANSLATED_LANGUAGES:
+        # Japan reads English text (with Japanese number formats) until ja is translated.
+        language = SOURCE_LANGUAGE
+    return Localization(market, locale, language, translations(language))
 
 
 @cache
