@@ -7,8 +7,8 @@ read what was sent as files in a Maildir (``<dir>/new/``), one file per message.
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
-import threading
 import time
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
@@ -42,25 +42,30 @@ def smtp_sink(
     quiet: Annotated[bool, typer.Option(help="Do not print a line per message.")] = False,
 ) -> None:
     """Accept every message on HOST:PORT and keep it in a Maildir, until Ctrl-C."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # aiosmtpd logs each SMTP command at INFO: four lines a message, and the slowest
+        # part of the sink. Our own line per message (unless --quiet) says what arrived.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
     maildir = None if discard else (directory or get_settings().data_dir / "mail")
     sink = SmtpSink(host, port, maildir, keep=not discard, on_message=None if quiet else _print_message)
-    stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        # Raise rather than set an Event: Event.set() from a signal handler can deadlock
+        # on the lock the interrupted Event.wait() holds.
+        raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_signal)
-    try:
-        with sink:
-            where = "discarding messages" if maildir is None else f"writing to {maildir / 'new'}"
-            typer.echo(f"giftq smtp-sink listening on {host}:{sink.port}, {where}", err=True)
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sink:
+        where = "discarding messages" if maildir is None else f"writing to {maildir / 'new'}"
+        typer.echo(f"giftq smtp-sink listening on {host}:{sink.port}, {where}", err=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            # A second SIGTERM during shutdown ends the process at once.
+            signal.signal(signal.SIGTERM, previous)
     typer.echo(f"giftq smtp-sink stopped after {sink.count} messages", err=True)
 
 
