@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from giftq.db import utcnow
@@ -24,6 +24,7 @@ from ledger.errors import InvalidRequest, InvalidState, NotFound
 from ledger.marketplaces import get_marketplace
 from ledger.models import Account, AccountKind, Card, CardStatus
 from ledger.posting import Leg, check_amount, post
+from ledger.sqlutil import insert_many
 
 MAX_CARD_AMOUNT = 10**9
 """A sanity ceiling (ten million dollars in cents): anything above is a unit mistake."""
@@ -113,21 +114,20 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
     vault = get_vault()
     markets = [get_marketplace(s.marketplace) for s in checked]
     codes = [ClaimCode.generate() for _ in checked]
-    account_ids = list(
-        session.scalars(
-            insert(Account).returning(Account.id, sort_by_parameter_order=True),
-            [
-                {
-                    "kind": AccountKind.CARD.value,
-                    "marketplace": m.code,
-                    "currency": m.currency,
-                    "owner": None,
-                    "balance": 0,
-                    "created_at": now,
-                }
-                for m in markets
-            ],
-        )
+    account_ids = insert_many(
+        session,
+        Account,
+        [
+            {
+                "kind": AccountKind.CARD.value,
+                "marketplace": m.code,
+                "currency": m.currency,
+                "owner": None,
+                "balance": 0,
+                "created_at": now,
+            }
+            for m in markets
+        ],
     )
     card_rows = []
     for spec, market, code, account_id in zip(checked, markets, codes, account_ids, strict=True):
@@ -149,7 +149,7 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
                 "activated_at": now if spec.active else None,
             }
         )
-    card_ids = list(session.scalars(insert(Card).returning(Card.id, sort_by_parameter_order=True), card_rows))
+    card_ids = insert_many(session, Card, card_rows)
 
     per_market: dict[str, int] = defaultdict(int)
     legs = []

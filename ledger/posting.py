@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from giftq.db import is_sqlite, utcnow
 from ledger.errors import InvalidRequest
 from ledger.models import Entry, LedgerTransaction
+from ledger.sqlutil import insert_many
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,10 @@ def post(session: Session, kind: str, legs: Sequence[Leg], *, at: dt.datetime | 
         txn_id = session.execute(
             insert(LedgerTransaction).values(kind=kind, posted_at=posted_at).returning(LedgerTransaction.id)
         ).scalar_one()
-        session.execute(insert(Entry), _rows(txn_id, legs, posted_at))
+        # One statement for all the legs, so that the statement-level trigger applying
+        # them to balances runs once per posting: a list of rows would be an executemany,
+        # one statement (and one trigger run) per leg, 5,000 for an order of 5,000 cards.
+        insert_many(session, Entry, _rows(txn_id, legs, posted_at))
     return txn_id
 
 

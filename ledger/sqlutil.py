@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,3 +26,42 @@ def insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool:
         dialect_insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
     )
     return session.execute(statement).first() is not None
+
+
+def insert_many(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` (all with the same keys) in one statement; their ids, in order.
+
+    On PostgreSQL each column goes in as one array parameter, in binary, unpacked by
+    ``unnest``. SQLAlchemy's insertmanyvalues renders a VALUES list with a placeholder
+    per value, which psycopg parses again for every batch: that, and dumping bytes and
+    timestamps as text, took most of a bulk issuance's time. It is also one statement,
+    so a statement-level trigger runs once, not once per row as an executemany would.
+
+    Ids come back in the order of ``rows``: the SELECT feeding the INSERT is ordered,
+    and PostgreSQL draws sequence values in that order (what SQLAlchemy's own
+    ``sort_by_parameter_order`` relies on for PostgreSQL too).
+    """
+    if not rows:
+        return []
+    table = model.__table__
+    if is_sqlite(session):
+        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(session.scalars(returning, list(rows)))
+    dialect = session.get_bind().dialect
+    names = list(rows[0])
+    arrays: dict[str, list[Any]] = {}
+    casts = []
+    for i, name in enumerate(names):
+        column_type = table.c[name].type
+        process = column_type.bind_processor(dialect)
+        values = [row[name] for row in rows]
+        arrays[f"p{i}"] = [process(v) for v in values] if process else values
+        # %(name)b: psycopg's binary placeholder; the names come from the table, not input.
+        casts.append(f"CAST(%(p{i})b AS {column_type.compile(dialect=dialect)}[])")
+    columns = ", ".join(names)
+    statement = (
+        f"INSERT INTO {table.name} ({columns})"  # noqa: S608 - identifiers from the model
+        f" SELECT {columns} FROM unnest({', '.join(casts)}) WITH ORDINALITY AS r({columns}, ordinality)"
+        " ORDER BY ordinality RETURNING id"
+    )
+    return sorted(session.connection().exec_driver_sql(statement, arrays).scalars())
