@@ -63,16 +63,17 @@ def test_codes_are_distinct_and_use_every_symbol() -> None:
 
 
 def test_randomness_comes_from_the_secrets_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
+    asked: list[int] = []
 
-    def choice(alphabet: str) -> str:
-        calls.append(alphabet)
-        return "7"
+    def randbits(k: int) -> int:
+        asked.append(k)
+        # Symbol i is bits 5i..5i+4: 0, 1, 2, ... 15 in order.
+        return sum(i << (5 * i) for i in range(16))
 
-    monkeypatch.setattr(code_text.secrets, "choice", choice)
+    monkeypatch.setattr(code_text.secrets, "randbits", randbits)
     generated = code_text.generate()
-    assert calls == [ALPHABET] * 16
-    assert generated[:16] == "7" * 16
+    assert asked == [80], "one draw of 80 bits per code"
+    assert generated[:16] == ALPHABET[:16]
     assert code_text.secrets is secrets
 
 
