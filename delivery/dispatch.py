@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Protocol
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from delivery import notices
@@ -46,6 +46,7 @@ from delivery.email import (
 from delivery.models import (
     AttemptOutcome,
     Delivery,
+    DeliveryAttempt,
     DeliveryKind,
     Order,
     OrderLine,
@@ -62,6 +63,7 @@ from ledger import reveal_code
 from ledger.codes.redact import redact
 from ledger.codes.text import mask
 from ledger.errors import LedgerError
+from ledger.models import Card
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,10 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str) -> lis
         .execution_options(populate_existing=True)
     ).all()
     suppressed = _suppressed(session, [d.to_address for d, _ in rows if d.to_address])
+    # One query for the batch's cards instead of one per reveal_code(): the ledger then
+    # finds them in the session's identity map (which holds them only while referenced).
+    card_ids = [d.card_id for d, _ in rows if d.kind == DeliveryKind.GIFT and d.card_id is not None]
+    cards = session.scalars(select(Card).where(Card.id.in_(card_ids))).all() if card_ids else []
     lines = _lines_of(session, [d for d, _ in rows])
     parents = _parents(session, [d for d, _ in rows])
     claimed: list[Claimed] = []
@@ -151,6 +157,7 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str) -> lis
             _fail_now(session, delivery, order, _describe(exc), now)
             continue
         claimed.append(Claimed(delivery.id, delivery.to_name, address, context))
+    del cards
     return claimed
 
 
@@ -383,50 +390,80 @@ def record(
         ).all()
     }
     sent = retrying = failed = 0
-    for result in results:
-        delivery, order = rows[result.delivery_id]
-        if delivery.status != S.SENDING or delivery.claimed_by != claimer:
-            # Someone (the sweeper) took it back meanwhile: log the answer, leave the state.
-            _log_result(session, delivery, result, now)
-            continue
-        delivery.attempts += 1
-        delivery.updated_at = now
-        _log_result(session, delivery, result, now)
-        if result.accepted:
-            sent += 1
-            delivery.status = check(delivery.status, S.SENT)
-            delivery.sent_at = now
-            delivery.last_error = None
-            if delivery.kind == DeliveryKind.GIFT and order.line_count <= settings.delivered_notice_max_lines:
-                notices.notify_delivered(session, delivery, order, now)
-            continue
-        delivery.last_error = result.response
-        next_at = (
-            schedule.next_attempt_at(delivery.attempts, now) if result.kind is FailureKind.RETRYABLE else None
-        )
-        if next_at is not None:
-            retrying += 1
-            delivery.status = check(delivery.status, S.FAILED_RETRYABLE)
-            delivery.due_at = next_at
-            wait = (next_at - now).total_seconds()
-            if wait <= settings.retry_countdown_max_seconds:
-                enqueue_after_commit(
-                    session, "giftq.dispatch_email", {"delivery_ids": [delivery.id]}, countdown=wait
-                )
-            continue
-        failed += 1
-        delivery.status = check(delivery.status, S.FAILED_PERMANENT)
-        if result.kind is FailureKind.PERMANENT and result.code is not None and 500 <= result.code < 600:
-            notices.suppress(
-                session,
-                delivery.to_address or "",
-                code=result.code,
-                response=result.response,
-                delivery_id=delivery.id,
+    attempts: list[dict[str, object]] = []
+    follow_ups: list[dict[str, object]] = []
+    with session.no_autoflush:
+        for result in results:
+            delivery, order = rows[result.delivery_id]
+            mine = delivery.status == S.SENDING and delivery.claimed_by == claimer
+            if mine:
+                delivery.attempts += 1
+                delivery.updated_at = now
+            # Not mine: the sweeper took it back meanwhile; log the answer, leave the state.
+            attempts.append(_attempt_row(delivery, result, now))
+            if not mine:
+                continue
+            if result.accepted:
+                sent += 1
+                delivery.status = check(delivery.status, S.SENT)
+                delivery.sent_at = now
+                delivery.last_error = None
+                if (
+                    delivery.kind == DeliveryKind.GIFT
+                    and order.line_count <= settings.delivered_notice_max_lines
+                ):
+                    follow_ups.append(
+                        notices.notice_row(delivery, order, DeliveryKind.DELIVERED_NOTICE, now=now)
+                    )
+                continue
+            delivery.last_error = result.response
+            next_at = (
+                schedule.next_attempt_at(delivery.attempts, now)
+                if result.kind is FailureKind.RETRYABLE
+                else None
             )
-        notices.notify_failure(session, delivery, order, _reason(delivery, result), now)
+            if next_at is not None:
+                retrying += 1
+                delivery.status = check(delivery.status, S.FAILED_RETRYABLE)
+                delivery.due_at = next_at
+                wait = (next_at - now).total_seconds()
+                if wait <= settings.retry_countdown_max_seconds:
+                    enqueue_after_commit(
+                        session, "giftq.dispatch_email", {"delivery_ids": [delivery.id]}, countdown=wait
+                    )
+                continue
+            failed += 1
+            delivery.status = check(delivery.status, S.FAILED_PERMANENT)
+            if result.kind is FailureKind.PERMANENT and result.code is not None and 500 <= result.code < 600:
+                notices.suppress(
+                    session,
+                    delivery.to_address or "",
+                    code=result.code,
+                    response=result.response,
+                    delivery_id=delivery.id,
+                )
+            if delivery.kind == DeliveryKind.GIFT:
+                reason = _reason(delivery, result)
+                follow_ups.append(
+                    notices.notice_row(delivery, order, DeliveryKind.FAILED_NOTICE, reason, now=now)
+                )
+    # One statement each for the whole batch, not one per delivery.
     session.flush()
+    session.execute(insert(DeliveryAttempt), attempts)
+    notices.add(session, follow_ups)
     return BatchReport(len(results), sent, retrying, failed)
+
+
+def _attempt_row(delivery: Delivery, result: Result, now: dt.datetime) -> dict[str, object]:
+    return {
+        "delivery_id": delivery.id,
+        "number": delivery.attempts,
+        "outcome": _outcome(result),
+        "code": result.code,
+        "response": result.response,
+        "started_at": result.started_at,
+        "finished_at": now,
+    }
 
 
 def _outcome(result: Result) -> AttemptOutcome:
@@ -444,18 +481,6 @@ def _reason(delivery: Delivery, result: Result) -> str:
     if result.code is not None:
         return f"The recipient's mail server refused the address {delivery.to_address}."
     return "We could not prepare the email for this gift."
-
-
-def _log_result(session: Session, delivery: Delivery, result: Result, now: dt.datetime) -> None:
-    notices.log_attempt(
-        session,
-        delivery,
-        _outcome(result),
-        code=result.code,
-        response=result.response,
-        started=result.started_at,
-        finished=now,
-    )
 
 
 # --- the three steps, for an entry point --------------------------------------------------

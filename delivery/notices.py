@@ -65,41 +65,32 @@ def suppress(
 def notify_failure(session: Session, gift: Delivery, order: Order, reason: str, now: dt.datetime) -> None:
     """Tell the purchaser that a gift failed for good, and why in a sentence."""
     if gift.kind == DeliveryKind.GIFT:
-        _notice(session, gift, order, DeliveryKind.FAILED_NOTICE, reason=reason, now=now)
+        add(session, [notice_row(gift, order, DeliveryKind.FAILED_NOTICE, reason, now=now)])
 
 
-def notify_delivered(session: Session, gift: Delivery, order: Order, now: dt.datetime) -> None:
-    """Tell the purchaser that a gift went out (only for small orders: see settings)."""
-    if gift.kind == DeliveryKind.GIFT:
-        _notice(session, gift, order, DeliveryKind.DELIVERED_NOTICE, reason=None, now=now)
+def notice_row(
+    gift: Delivery, order: Order, kind: DeliveryKind, reason: str | None = None, *, now: dt.datetime
+) -> dict[str, object]:
+    """A notice to the purchaser about ``gift``, as values for :func:`add`."""
+    return {
+        "order_id": order.id,
+        "line_id": gift.line_id,
+        "kind": kind,
+        "channel": Channel.EMAIL,
+        "status": DeliveryStatus.QUEUED,
+        "to_name": order.purchaser_name,
+        "to_address": order.purchaser_email,
+        "due_at": now,
+        "attempts": 0,
+        "reason": reason,
+        "parent_id": gift.id,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-def _notice(
-    session: Session,
-    gift: Delivery,
-    order: Order,
-    kind: DeliveryKind,
-    *,
-    reason: str | None,
-    now: dt.datetime,
-) -> None:
-    notice_id = session.scalars(
-        insert(Delivery)
-        .values(
-            order_id=order.id,
-            line_id=gift.line_id,
-            kind=kind,
-            channel=Channel.EMAIL,
-            status=DeliveryStatus.QUEUED,
-            to_name=order.purchaser_name,
-            to_address=order.purchaser_email,
-            due_at=now,
-            attempts=0,
-            reason=reason,
-            parent_id=gift.id,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(Delivery.id)
-    ).one()
-    enqueue_deliveries(session, [notice_id])
+def add(session: Session, notices: list[dict[str, object]]) -> None:
+    """Insert notices (one statement) and send them after commit."""
+    if notices:
+        ids = session.scalars(insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), notices)
+        enqueue_deliveries(session, list(ids))

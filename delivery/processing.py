@@ -98,9 +98,14 @@ def _issue(session: Session, order: Order, lines: Sequence[OrderLine], now: dt.d
     ]
     key = f"giftq:order:{order.id}:lines:{lines[0].position}-{lines[-1].position}"
     cards = issue_cards(session, specs, idempotency_key=key)
-    for line, card in zip(lines, cards, strict=True):
-        line.card_id = card.card_id
-        line.card_last4 = card.last4
+    # One executemany for the chunk (the ORM would flush one UPDATE per line).
+    session.execute(
+        update(OrderLine),
+        [
+            {"id": line.id, "card_id": card.card_id, "card_last4": card.last4}
+            for line, card in zip(lines, cards, strict=True)
+        ],
+    )
     rows = [
         gift_delivery(line, card.card_id, to_address=_address(line), now=now)
         for line, card in zip(lines, cards, strict=True)
