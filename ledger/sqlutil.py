@@ -64,4 +64,4 @@ def insert_many(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
         f" SELECT {columns} FROM unnest({', '.join(casts)}) WITH ORDINALITY AS r({columns}, ordinality)"
         " ORDER BY ordinality RETURNING id"
     )
-    return sorted(session.connection().exec_driver_sql(statement, arrays).scalars())
+    return sorted(session.connection().exec_driver_sql(statement, arrays).scalars().all())
