@@ -24,9 +24,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Protocol
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from delivery import notices
@@ -107,26 +108,39 @@ class BatchReport:
 # --- 1. claim -----------------------------------------------------------------------------
 
 
-def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str) -> list[Claimed]:
-    """Take the sendable rows of ``delivery_ids`` for this task; load what their emails say."""
+def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str, fill_to: int = 0) -> list[Claimed]:
+    """Take the sendable rows of ``delivery_ids`` for this task; load what their emails say.
+
+    With ``fill_to``, a short batch is topped up with the oldest other queued emails, so
+    that many small orders still make full batches over one connection (their own
+    messages then find nothing left to claim, which costs one UPDATE).
+    """
     now = utcnow()
-    ids = list(
-        session.scalars(
-            update(Delivery)
-            .where(
-                Delivery.id.in_(list(delivery_ids)),
-                Delivery.channel == Channel.EMAIL,
-                or_(
-                    Delivery.status == S.QUEUED,
-                    and_(Delivery.status == S.FAILED_RETRYABLE, Delivery.due_at <= now),
-                    and_(Delivery.status == S.SENDING, Delivery.claimed_by == claimer),
-                ),
-            )
-            .values(status=S.SENDING, claimed_by=claimer, updated_at=now)
-            .returning(Delivery.id),
-            execution_options={"synchronize_session": False},
-        )
+    ids = _take(
+        session,
+        claimer,
+        now,
+        Delivery.id.in_(list(delivery_ids)),
+        or_(
+            Delivery.status == S.QUEUED,
+            and_(Delivery.status == S.FAILED_RETRYABLE, Delivery.due_at <= now),
+            and_(Delivery.status == S.SENDING, Delivery.claimed_by == claimer),
+        ),
     )
+    if len(ids) < fill_to:
+        # Selected first, then updated: a LIMIT ... SKIP LOCKED subquery inside the UPDATE
+        # may be evaluated more than once by PostgreSQL and take more rows than asked.
+        others = list(
+            session.scalars(
+                select(Delivery.id)
+                .where(Delivery.status == S.QUEUED, Delivery.channel == Channel.EMAIL)
+                .order_by(Delivery.id)
+                .limit(fill_to - len(ids))
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if others:
+            ids += _take(session, claimer, now, Delivery.id.in_(others), Delivery.status == S.QUEUED)
     if not ids:
         return []
     rows = session.execute(
@@ -142,7 +156,11 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str) -> lis
     card_ids = [d.card_id for d, _ in rows if d.kind == DeliveryKind.GIFT and d.card_id is not None]
     cards = session.scalars(select(Card).where(Card.id.in_(card_ids))).all() if card_ids else []
     lines = _lines_of(session, [d for d, _ in rows])
-    parents = _parents(session, [d for d, _ in rows])
+    loaded = _Loaded(
+        lines,
+        {line.id: line for order_lines in lines.values() for line in order_lines},
+        _parents(session, [d for d, _ in rows]),
+    )
     claimed: list[Claimed] = []
     for delivery, order in rows:
         address = delivery.to_address or ""
@@ -150,7 +168,7 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str) -> lis
             _refuse_suppressed(session, delivery, order, now)
             continue
         try:
-            context = _context(session, delivery, order, lines, parents)
+            context = _context(session, delivery, order, loaded)
         except (LedgerError, LookupError, TypeError, ValueError) as exc:
             # Bad data, not bad luck: fail this one for ops to see; the batch goes on.
             log.error("delivery %d: cannot say what to send: %s", delivery.id, _describe(exc))
@@ -159,6 +177,19 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str) -> lis
         claimed.append(Claimed(delivery.id, delivery.to_name, address, context))
     del cards
     return claimed
+
+
+def _take(session: Session, claimer: str, now: dt.datetime, *where: ColumnElement[bool]) -> list[int]:
+    """Move the matching email deliveries to ``sending`` for ``claimer``, atomically."""
+    return list(
+        session.scalars(
+            update(Delivery)
+            .where(Delivery.channel == Channel.EMAIL, *where)
+            .values(status=S.SENDING, claimed_by=claimer, updated_at=now)
+            .returning(Delivery.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
 
 
 def _suppressed(session: Session, addresses: list[str]) -> set[str]:
@@ -200,14 +231,17 @@ def _send_at_text(line: OrderLine) -> str | None:
     return f"{local:%Y-%m-%d %H:%M} ({line.send_at_zone})"
 
 
-def _context(
-    session: Session,
-    delivery: Delivery,
-    order: Order,
-    lines: dict[int, list[OrderLine]],
-    parents: dict[int, Delivery],
-) -> EmailContext:
-    order_lines = lines.get(order.id, [])
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """What a batch's emails need besides their rows, loaded once per batch."""
+
+    lines_by_order: dict[int, list[OrderLine]]
+    lines_by_id: dict[int, OrderLine]
+    parents: dict[int, Delivery]
+
+
+def _context(session: Session, delivery: Delivery, order: Order, loaded: _Loaded) -> EmailContext:
+    order_lines = loaded.lines_by_order.get(order.id, [])
     if delivery.kind == DeliveryKind.CONFIRMATION:
         return OrderConfirmationEmail(
             purchaser_name=order.purchaser_name,
@@ -227,7 +261,7 @@ def _context(
             ),
             ordered_at=order.created_at,
         )
-    line = next(line for line in order_lines if line.id == delivery.line_id)
+    line = loaded.lines_by_id[delivery.line_id or 0]
     if delivery.kind == DeliveryKind.GIFT:
         if delivery.card_id is None:
             raise ValueError(f"gift delivery {delivery.id} has no card")
@@ -241,7 +275,7 @@ def _context(
             code=reveal_code(session, delivery.card_id).reveal(),
             design=line.design,
         )
-    gift = parents.get(delivery.parent_id or 0)
+    gift = loaded.parents.get(delivery.parent_id or 0)
     recipient_name = gift.to_name if gift else line.recipient_name
     if delivery.kind == DeliveryKind.DELIVERED_NOTICE:
         return GiftDeliveredEmail(
@@ -299,7 +333,12 @@ def _fail_now(session: Session, delivery: Delivery, order: Order, error: str, no
 
 
 def sender_address() -> str:
-    return parseaddr(get_settings().email_from)[1]
+    return _address_of(get_settings().email_from)
+
+
+@lru_cache(maxsize=8)
+def _address_of(email_from: str) -> str:
+    return parseaddr(email_from)[1]
 
 
 def message_id(delivery_id: int) -> str:
@@ -492,11 +531,12 @@ def run_batch(
     *,
     claimer: str | None = None,
     transport: Transport | None = None,
+    fill_to: int = 0,
 ) -> BatchReport:
     """Claim, send and record one batch; each database step in its own short transaction."""
     claimer = claimer or uuid.uuid4().hex
     with sessions.begin() as session:
-        claimed = claim(session, delivery_ids, claimer=claimer)
+        claimed = claim(session, delivery_ids, claimer=claimer, fill_to=fill_to)
     results = send(claimed, transport)
     with sessions.begin() as session:
         return record(session, results, claimer=claimer)

@@ -71,22 +71,35 @@ def issue_next_chunk(session: Session, order_id: int, *, chunk_size: int | None 
         )
     )
     now = utcnow()
-    if lines:
-        _issue(session, order, lines, now)
-    remaining = session.scalar(
-        select(exists().where(OrderLine.order_id == order.id, OrderLine.card_id.is_(None)))
+    # A short chunk was the last one; only a full one needs to ask whether more are left.
+    last = len(lines) < size or not session.scalar(
+        select(
+            exists().where(
+                OrderLine.order_id == order.id,
+                OrderLine.card_id.is_(None),
+                OrderLine.position > lines[-1].position,
+            )
+        )
     )
-    if remaining:
-        order.status = OrderStatus.ISSUING
-    else:
-        order.status = OrderStatus.ISSUED
-        _confirm(session, order, now)
+    rows = _issue(session, order, lines, now) if lines else []
+    if last:
+        rows.append(_confirmation(order, now))
+    # The chunk's deliveries (and the receipt, after the last chunk): one INSERT.
+    if rows:
+        ids = session.scalars(insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows)
+        enqueue_deliveries(
+            session, [i for i, row in zip(ids, rows, strict=True) if row["status"] == DeliveryStatus.QUEUED]
+        )
+    order.status = OrderStatus.ISSUED if last else OrderStatus.ISSUING
     order.updated_at = now
     session.flush()
     return Progress(order.id, order.status, len(lines))
 
 
-def _issue(session: Session, order: Order, lines: Sequence[OrderLine], now: dt.datetime) -> None:
+def _issue(
+    session: Session, order: Order, lines: Sequence[OrderLine], now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Issue the cards of ``lines`` (one ledger call); returns their gift deliveries' values."""
     specs = [
         CardSpec(
             marketplace=line.marketplace,
@@ -106,14 +119,10 @@ def _issue(session: Session, order: Order, lines: Sequence[OrderLine], now: dt.d
             for line, card in zip(lines, cards, strict=True)
         ],
     )
-    rows = [
+    return [
         gift_delivery(line, card.card_id, to_address=_address(line), now=now)
         for line, card in zip(lines, cards, strict=True)
     ]
-    ids = list(session.scalars(insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows))
-    enqueue_deliveries(
-        session, [i for i, row in zip(ids, rows, strict=True) if row["status"] == DeliveryStatus.QUEUED]
-    )
 
 
 def _address(line: OrderLine) -> str | None:
@@ -152,23 +161,23 @@ def gift_delivery(
     }
 
 
-def _confirm(session: Session, order: Order, now: dt.datetime) -> None:
+def _confirmation(order: Order, now: dt.datetime) -> dict[str, Any]:
     """The order confirmation to the purchaser: the receipt, sent as soon as all is issued."""
-    delivery = Delivery(
-        order_id=order.id,
-        kind=DeliveryKind.CONFIRMATION,
-        channel=Channel.EMAIL,
-        status=DeliveryStatus.QUEUED,
-        to_name=order.purchaser_name,
-        to_address=order.purchaser_email,
-        due_at=now,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(delivery)
-    session.flush()
-    enqueue_deliveries(session, [delivery.id])
+    return {
+        "order_id": order.id,
+        "line_id": None,
+        "card_id": None,
+        "kind": DeliveryKind.CONFIRMATION.value,
+        "channel": Channel.EMAIL.value,
+        "status": DeliveryStatus.QUEUED.value,
+        "to_name": order.purchaser_name,
+        "to_address": order.purchaser_email,
+        "due_at": now,
+        "attempts": 0,
+        "parent_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def mark_failed(session: Session, order_id: int, error: str) -> None:

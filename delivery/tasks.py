@@ -120,7 +120,8 @@ def dispatch_email(self: Task, *args: Any, delivery_ids: Any = None, **extra: An
     """Send a batch of email deliveries (claimed under this task's id)."""
     _no_extras(args, extra)
     ids = _ids(delivery_ids, "delivery_ids")
-    return dispatch.run_batch(session_factory(), ids, claimer=str(self.request.id)).as_dict()
+    fill_to = get_settings().dispatch_batch_size
+    return dispatch.run_batch(session_factory(), ids, claimer=str(self.request.id), fill_to=fill_to).as_dict()
 
 
 @giftq_task("giftq.dispatch_due", **_DB_RETRY)

@@ -215,3 +215,18 @@ def test_no_code_in_rows_or_logs(
         text += " ".join(str(v) for a in s.scalars(select(DeliveryAttempt)) for v in vars(a).values())
     assert code not in text
     assert code.replace("-", "") not in text
+
+
+def test_a_short_batch_is_topped_up_with_other_queued_emails(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    issued_order(lines=6)
+    ids = [d.id for d in deliveries(Session)]  # 6 gifts and the receipt
+    report = dispatch.run_batch(Session, [ids[-1]], claimer="t1", fill_to=3)
+    assert report.claimed == 3  # its own, and the two oldest others
+    sent = {d.id for d in deliveries(Session) if d.status == "sent"}
+    assert sent == {ids[-1], ids[0], ids[1]}
+    # Their own messages come later and find nothing left to do.
+    assert dispatch.run_batch(Session, ids[:2], claimer="t2").claimed == 0
+    assert dispatch.run_batch(Session, ids, claimer="t3").claimed == 4
+    assert len(smtp.accepted) == 7

@@ -1,0 +1,320 @@
+"""Pipeline benchmark: email gift cards end to end, against a raw SMTP blast.
+
+    python -m bench.pipeline --cards 5000 --workers 2
+
+One run, on PostgreSQL and Redis, with an SMTP sink in its own process
+(``giftq smtp-sink --discard``):
+
+1. anchor, SMTP: a raw aiosmtplib blast of ``--cards`` gift-sized messages into the
+   sink from ``--workers`` processes at once (as many as the pipeline's worker pool;
+   one process would flatter the ratio), each over one kept-open connection;
+2. anchor, Celery: a bare ``delay()`` loop of a no-op task (publishes per second);
+3. the pipeline: ``--cards`` email cards placed with ``delivery.place_order`` as
+   orders of ``--lines`` lines, issued and sent by the worker set-up the README
+   recommends (``celery -A worker worker -Q orders,email,scheduler -c <workers>
+   --without-mingle --without-gossip``), until the sink accepted every gift.
+
+It prints cards/s and their ratio to the blast's messages/s (goal: at least 0.6), and
+place_order latency p50/p99 with the placing rate as a ratio to the ``delay()`` loop.
+Absolute numbers drift on shared machines; the ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import multiprocessing
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._anchors import DEFAULT_POSTGRES_URL, Stopwatch, scratch_database, table
+
+GOAL_RATIO = 0.6
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _environment(database_url: str, broker_url: str, smtp_port: int, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTQ_")}
+    env.update(
+        {
+            "GIFTQ_ENV": "development",
+            "GIFTQ_DATA_DIR": str(data_dir),
+            "GIFTQ_DATABASE_URL": database_url,
+            "GIFTQ_BROKER_URL": broker_url,
+            "GIFTQ_SMTP_HOST": "127.0.0.1",
+            "GIFTQ_SMTP_PORT": str(smtp_port),
+            "GIFTQ_CODE_PEPPER": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "GIFTQ_CODE_KEYS": "bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        }
+    )
+    return env
+
+
+def _sample_gift() -> bytes:
+    """A real gift email (rendered and built by the email channel), for the blast."""
+    from delivery.email import GiftEmail, build_message, render_email
+
+    context = GiftEmail(
+        recipient_name="Robin Receiver",
+        recipient_email="robin@example.com",
+        sender_name="Pat Buyer",
+        amount=2500,
+        marketplace="US",
+        message="Happy birthday!\nLove, Pat",
+        code="ABCD-EFGH-JKMN-PQRST",
+    )
+    return build_message(render_email(context), to_name="Robin Receiver", to_addr="robin@example.com")
+
+
+# --- anchor: raw SMTP blast --------------------------------------------------------------
+
+
+def _blaster(port: int, count: int, data: bytes, start_at: float, results: Any) -> None:
+    import aiosmtplib
+
+    async def run() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
+        await client.connect()
+        while time.time() < start_at:
+            await asyncio.sleep(0.001)
+        for i in range(count):
+            await client.sendmail("gifts@giftq.example", [f"r{i}@example.com"], data)
+        await client.quit()
+
+    asyncio.run(run())
+    results.put(time.time())
+
+
+def smtp_blast(port: int, total: int, processes: int, data: bytes) -> float:
+    """Messages per second accepted by the sink from ``processes`` blasting at once."""
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    start_at = time.time() + 2.0  # every process connected and waiting by then
+    share = [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
+    procs = [ctx.Process(target=_blaster, args=(port, n, data, start_at, results)) for n in share]
+    for p in procs:
+        p.start()
+    finished = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    return total / (max(finished) - start_at)
+
+
+# --- anchor: bare delay() loop -----------------------------------------------------------
+
+
+def delay_rate(broker_url: str, count: int) -> float:
+    """Publishes per second of a bare ``delay()`` of a no-op task (into a queue nobody reads)."""
+    from celery import Celery
+
+    app = Celery("bench", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_routes={"bench.noop": {"queue": "bench"}},
+    )
+
+    @app.task(name="bench.noop")  # type: ignore[untyped-decorator]
+    def noop() -> None:
+        """Nothing: the message is the measurement."""
+
+    noop.delay()  # connect first
+    watch = Stopwatch()
+    for _ in range(count):
+        noop.delay()
+    rate = count / watch.seconds
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge("bench")
+    app.close()
+    return rate
+
+
+# --- the pipeline ------------------------------------------------------------------------
+
+
+def _order(first: int, lines: int) -> dict[str, Any]:
+    return {
+        "purchaser": {"name": "Bench Buyer", "email": f"buyer{first}@example.com"},
+        "lines": [
+            {
+                "channel": "email",
+                "amount": 2500,
+                "marketplace": "US",
+                "message": "Happy birthday!",
+                "recipient": {"name": f"Recipient {n}", "email": f"r{n}@example.com"},
+            }
+            for n in range(first, first + lines)
+        ],
+    }
+
+
+def _start_workers(env: dict[str, str], workers: int, log: Path) -> subprocess.Popen[bytes]:
+    celery = str(Path(sys.executable).with_name("celery"))
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                celery,
+                "-A",
+                "worker",
+                "worker",
+                "-Q",
+                "orders,email,scheduler",
+                "-c",
+                str(workers),
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel=WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_ready(timeout: float = 60.0) -> None:
+    from delivery.celery_app import get_app
+
+    deadline = time.monotonic() + timeout
+    while not get_app().control.ping(timeout=0.5):
+        if time.monotonic() > deadline:
+            raise SystemExit("the workers did not answer a ping")
+
+
+def pipeline(cards: int, lines: int, sent_count: Any) -> tuple[float, list[float], float]:
+    """(cards per second end to end, place_order latencies in s, orders placed per second)."""
+    from delivery import place_order
+
+    latencies = []
+    watch = Stopwatch()
+    for first in range(0, cards, lines):
+        order = _order(first, min(lines, cards - first))
+        began = time.perf_counter()
+        place_order(order, idempotency_key=f"bench-{first}")
+        latencies.append(time.perf_counter() - began)
+    placing = watch.seconds
+    while sent_count() < cards:
+        time.sleep(0.05)
+        if watch.seconds > 900:
+            raise SystemExit(f"only {sent_count()} of {cards} gifts sent after 15 minutes")
+    return cards / watch.seconds, latencies, len(latencies) / placing
+
+
+def _report(
+    args: argparse.Namespace, blast: float, delays: float, measured: tuple[float, list[float], float]
+) -> None:
+    cards_per_second, latencies, placing_rate = measured
+    ratio = cards_per_second / blast
+    p50 = statistics.median(latencies) * 1000
+    p99 = (
+        statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) >= 100 else max(latencies) * 1000
+    )
+    print(f"giftq pipeline: {args.cards} email cards, orders of {args.lines} lines, {args.workers} workers\n")
+    print(
+        table(
+            [
+                ("raw SMTP blast (anchor)", f"{blast:,.0f} msg/s", ""),
+                ("pipeline, end to end", f"{cards_per_second:,.0f} cards/s", f"{ratio:.2f}"),
+                ("bare delay() loop (anchor)", f"{delays:,.0f} msg/s", ""),
+                ("place_order, one client", f"{placing_rate:,.0f} orders/s", f"{placing_rate / delays:.2f}"),
+                ("place_order latency p50", f"{p50:.1f} ms", ""),
+                ("place_order latency p99", f"{p99:.1f} ms", ""),
+            ],
+            ("measure", "rate", "ratio"),
+        )
+    )
+    verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
+    print(f"\ncards/s : blast = {ratio:.2f} (goal {GOAL_RATIO}: {verdict})")
+
+
+def _gifts_sent() -> int:
+    from sqlalchemy import func, select
+
+    from delivery.models import Delivery
+    from giftq.db import session_factory
+
+    with session_factory()() as s:
+        query = select(func.count()).where(Delivery.kind == "gift", Delivery.status == "sent")
+        return int(s.scalar(query) or 0)
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--postgres-url", default=DEFAULT_POSTGRES_URL, help="admin URL (a scratch DB is made)"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13", help="a Redis DB it may empty")
+    parser.add_argument("--cards", type=int, default=5000)
+    parser.add_argument("--lines", type=int, default=10, help="cards per order")
+    parser.add_argument("--workers", type=int, default=2, help="worker pool processes (and blasters)")
+    parser.add_argument("--delays", type=int, default=5000, help="delay() calls in the Celery anchor")
+    args = parser.parse_args(argv)
+
+    import redis
+
+    data_dir = Path(tempfile.mkdtemp(prefix="giftq-bench-pipeline-"))
+    port = _free_port()
+    redis.Redis.from_url(args.redis_url).flushdb()
+    giftq = shutil.which("giftq") or str(Path(sys.executable).with_name("giftq"))
+    sink = subprocess.Popen(
+        [giftq, "smtp-sink", "--discard", "--quiet", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    workers: subprocess.Popen[bytes] | None = None
+    try:
+        with scratch_database(args.postgres_url, "pipeline") as url:
+            database_url = url.render_as_string(hide_password=False)
+            env = _environment(database_url, args.redis_url, port, data_dir)
+            os.environ.update(env)
+            from giftq.db import reset_engine
+            from giftq.migrate import upgrade
+
+            upgrade(database_url)
+            blast = smtp_blast(port, args.cards, args.workers, _sample_gift())
+            delays = delay_rate(args.redis_url, args.delays)
+            workers = _start_workers(env, args.workers, data_dir / "workers.log")
+            _wait_ready()
+            try:
+                measured = pipeline(args.cards, args.lines, _gifts_sent)
+            finally:
+                _stop(workers)
+                reset_engine()
+    finally:
+        _stop(workers)
+        _stop(sink)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    _report(args, blast, delays, measured)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
