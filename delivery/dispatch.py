@@ -120,10 +120,16 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str, fill_t
         session,
         claimer,
         now,
-        Delivery.id.in_(list(delivery_ids)),
         or_(
-            Delivery.status == S.QUEUED,
-            and_(Delivery.status == S.FAILED_RETRYABLE, Delivery.due_at <= now),
+            and_(
+                Delivery.id.in_(list(delivery_ids)),
+                or_(
+                    Delivery.status == S.QUEUED,
+                    and_(Delivery.status == S.FAILED_RETRYABLE, Delivery.due_at <= now),
+                ),
+            ),
+            # This very task (redelivered after its worker died) takes back what it held,
+            # including rows it had topped its batch up with.
             and_(Delivery.status == S.SENDING, Delivery.claimed_by == claimer),
         ),
     )

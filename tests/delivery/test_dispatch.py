@@ -230,3 +230,15 @@ def test_a_short_batch_is_topped_up_with_other_queued_emails(
     assert dispatch.run_batch(Session, ids[:2], claimer="t2").claimed == 0
     assert dispatch.run_batch(Session, ids, claimer="t3").claimed == 4
     assert len(smtp.accepted) == 7
+
+
+def test_a_redelivered_task_takes_back_the_rows_it_topped_up_with(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    issued_order(lines=6)
+    ids = [d.id for d in deliveries(Session)]
+    with Session.begin() as s:
+        assert len(dispatch.claim(s, [ids[-1]], claimer="task-1", fill_to=3)) == 3
+    # The worker died; the broker redelivers the message, which names only ids[-1].
+    assert dispatch.run_batch(Session, [ids[-1]], claimer="task-1").sent == 3
+    assert {d.id for d in deliveries(Session) if d.status == "sent"} == {ids[0], ids[1], ids[-1]}
