@@ -30,15 +30,10 @@ from typing import Protocol
 from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from delivery import notices
+from delivery import compose, notices
 from delivery.email import (
-    ConfirmationLine,
-    DeliveryFailedEmail,
     EmailContext,
     Envelope,
-    GiftDeliveredEmail,
-    GiftEmail,
-    OrderConfirmationEmail,
     SendOutcome,
     build_message,
     get_transport,
@@ -50,7 +45,6 @@ from delivery.models import (
     DeliveryAttempt,
     DeliveryKind,
     Order,
-    OrderLine,
     SuppressedAddress,
 )
 from delivery.outbox import enqueue_after_commit
@@ -60,11 +54,8 @@ from delivery.states import DeliveryStatus as S
 from delivery.states import check
 from giftq.db import utcnow
 from giftq.settings import get_settings
-from ledger import reveal_code
 from ledger.codes.redact import redact
-from ledger.codes.text import mask
 from ledger.errors import LedgerError
-from ledger.models import Card
 
 log = logging.getLogger(__name__)
 
@@ -157,16 +148,7 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str, fill_t
         .execution_options(populate_existing=True)
     ).all()
     suppressed = _suppressed(session, [d.to_address for d, _ in rows if d.to_address])
-    # One query for the batch's cards instead of one per reveal_code(): the ledger then
-    # finds them in the session's identity map (which holds them only while referenced).
-    card_ids = [d.card_id for d, _ in rows if d.kind == DeliveryKind.GIFT and d.card_id is not None]
-    cards = session.scalars(select(Card).where(Card.id.in_(card_ids))).all() if card_ids else []
-    lines = _lines_of(session, [d for d, _ in rows])
-    loaded = _Loaded(
-        lines,
-        {line.id: line for order_lines in lines.values() for line in order_lines},
-        _parents(session, [d for d, _ in rows]),
-    )
+    loaded = compose.load(session, [d for d, _ in rows])
     claimed: list[Claimed] = []
     for delivery, order in rows:
         address = delivery.to_address or ""
@@ -174,14 +156,13 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str, fill_t
             _refuse_suppressed(session, delivery, order, now)
             continue
         try:
-            context = _context(session, delivery, order, loaded)
+            context = compose.context(session, delivery, order, loaded)
         except (LedgerError, LookupError, TypeError, ValueError) as exc:
             # Bad data, not bad luck: fail this one for ops to see; the batch goes on.
             log.error("delivery %d: cannot say what to send: %s", delivery.id, _describe(exc))
             _fail_now(session, delivery, order, _describe(exc), now)
             continue
         claimed.append(Claimed(delivery.id, delivery.to_name, address, context))
-    del cards
     return claimed
 
 
@@ -204,104 +185,6 @@ def _suppressed(session: Session, addresses: list[str]) -> set[str]:
         return set()
     return set(
         session.scalars(select(SuppressedAddress.address).where(SuppressedAddress.address.in_(lowered)))
-    )
-
-
-def _lines_of(session: Session, deliveries: list[Delivery]) -> dict[int, list[OrderLine]]:
-    """Lines by order: every line for a confirmation, the delivery's own line otherwise."""
-    confirm = {d.order_id for d in deliveries if d.kind == DeliveryKind.CONFIRMATION}
-    own = {d.line_id for d in deliveries if d.line_id is not None}
-    by_order: dict[int, list[OrderLine]] = {}
-    if confirm or own:
-        query = select(OrderLine).where(or_(OrderLine.order_id.in_(confirm), OrderLine.id.in_(own)))
-        for line in session.scalars(query.order_by(OrderLine.order_id, OrderLine.position)):
-            by_order.setdefault(line.order_id, []).append(line)
-    return by_order
-
-
-def _parents(session: Session, deliveries: list[Delivery]) -> dict[int, Delivery]:
-    ids = {d.parent_id for d in deliveries if d.parent_id is not None and d.kind != DeliveryKind.GIFT}
-    if not ids:
-        return {}
-    return {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
-
-
-def order_ref(order: Order) -> str:
-    return order.reference or f"GQ-{order.id}"
-
-
-def _send_at_text(line: OrderLine) -> str | None:
-    if line.send_at_local is None:
-        return None
-    local = dt.datetime.fromisoformat(line.send_at_local)
-    return f"{local:%Y-%m-%d %H:%M} ({line.send_at_zone})"
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    """What a batch's emails need besides their rows, loaded once per batch."""
-
-    lines_by_order: dict[int, list[OrderLine]]
-    lines_by_id: dict[int, OrderLine]
-    parents: dict[int, Delivery]
-
-
-def _context(session: Session, delivery: Delivery, order: Order, loaded: _Loaded) -> EmailContext:
-    order_lines = loaded.lines_by_order.get(order.id, [])
-    if delivery.kind == DeliveryKind.CONFIRMATION:
-        return OrderConfirmationEmail(
-            purchaser_name=order.purchaser_name,
-            purchaser_email=delivery.to_address or order.purchaser_email,
-            order_ref=order_ref(order),
-            marketplace=order_lines[0].marketplace,
-            lines=tuple(
-                ConfirmationLine(
-                    recipient_name=line.recipient_name,
-                    channel=line.channel,
-                    amount=line.amount,
-                    marketplace=line.marketplace,
-                    masked_code=mask(line.card_last4) if line.card_last4 else None,
-                    send_at=_send_at_text(line),
-                )
-                for line in order_lines
-            ),
-            ordered_at=order.created_at,
-        )
-    line = loaded.lines_by_id[delivery.line_id or 0]
-    if delivery.kind == DeliveryKind.GIFT:
-        if delivery.card_id is None:
-            raise ValueError(f"gift delivery {delivery.id} has no card")
-        return GiftEmail(
-            recipient_name=delivery.to_name,
-            recipient_email=delivery.to_address or "",
-            sender_name=order.purchaser_name,
-            amount=line.amount,
-            marketplace=line.marketplace,
-            message=line.message,
-            code=reveal_code(session, delivery.card_id).reveal(),
-            design=line.design,
-        )
-    gift = loaded.parents.get(delivery.parent_id or 0)
-    recipient_name = gift.to_name if gift else line.recipient_name
-    if delivery.kind == DeliveryKind.DELIVERED_NOTICE:
-        return GiftDeliveredEmail(
-            purchaser_name=order.purchaser_name,
-            purchaser_email=delivery.to_address or order.purchaser_email,
-            recipient_name=recipient_name,
-            channel=line.channel,
-            amount=line.amount,
-            marketplace=line.marketplace,
-            order_ref=order_ref(order),
-        )
-    return DeliveryFailedEmail(
-        purchaser_name=order.purchaser_name,
-        purchaser_email=delivery.to_address or order.purchaser_email,
-        recipient_name=recipient_name,
-        channel=line.channel,
-        amount=line.amount,
-        marketplace=line.marketplace,
-        reason=delivery.reason or "The gift could not be delivered.",
-        order_ref=order_ref(order),
     )
 
 

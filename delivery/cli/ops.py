@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from delivery import due, ops, sweeper
+from delivery import due, lookups, ops, sweeper
 from delivery.errors import DeliveryError
 from giftq.db import session_factory
 from ledger.marketplaces import get_marketplace
@@ -43,7 +43,7 @@ def _money(amount: int, marketplace: str) -> str:
     return f"{whole:,}.{part:0{market.minor_units}d} {market.currency}"
 
 
-def _deliveries(rows: tuple[ops.DeliveryView, ...] | list[ops.DeliveryView], *, title: str) -> Table:
+def _deliveries(rows: tuple[lookups.DeliveryView, ...] | list[lookups.DeliveryView], *, title: str) -> Table:
     table = Table(title=title)
     for column in ("id", "order", "kind", "status", "to", "card", "tries", "last error"):
         # Ids, addresses and masked codes are copied by hand: never wrap them.
@@ -62,7 +62,7 @@ def _deliveries(rows: tuple[ops.DeliveryView, ...] | list[ops.DeliveryView], *, 
     return table
 
 
-def _attempts(rows: tuple[ops.DeliveryView, ...]) -> Table:
+def _attempts(rows: tuple[lookups.DeliveryView, ...]) -> Table:
     table = Table(title="attempts")
     for column in ("delivery", "#", "outcome", "code", "answer", "at"):
         table.add_column(column)
@@ -83,7 +83,7 @@ def _attempts(rows: tuple[ops.DeliveryView, ...]) -> Table:
 def order(order_id: int) -> None:
     """Show an order: its lines, cards (masked), deliveries and their attempts."""
     with _transaction() as session:
-        view = ops.lookup_order(session, order_id)
+        view = lookups.lookup_order(session, order_id)
     console.print(
         f"order {view.id} ({view.reference or 'no reference'}): {view.status}; "
         f"purchaser {view.purchaser_name} <{view.purchaser_email}>; placed {view.created_at:%F %T} UTC"
@@ -112,7 +112,7 @@ def order(order_id: int) -> None:
 def card(card_id: int) -> None:
     """Show a card (masked) and every delivery of it."""
     with _transaction() as session:
-        found = ops.lookup_card(session, card_id)
+        found = lookups.lookup_card(session, card_id)
     c = found.card
     console.print(
         f"card {c.card_id} {found.masked_code}: {c.status}, {_money(c.amount, c.marketplace)}, "
@@ -129,7 +129,7 @@ def failures(
 ) -> None:
     """List deliveries that failed for good."""
     with _transaction() as session:
-        rows = ops.list_failures(session, order_id=order_id, limit=limit)
+        rows = lookups.list_failures(session, order_id=order_id, limit=limit)
     console.print(_deliveries(rows, title=f"{len(rows)} failed deliveries"))
 
 
@@ -189,9 +189,8 @@ def cancel(order_id: int) -> None:
 def suppressed(limit: int = 100) -> None:
     """List addresses that no gift goes to (after a permanent failure)."""
     with _transaction() as session:
-        rows = [
-            (r.address, r.code, r.response, r.created_at) for r in ops.list_suppressed(session, limit=limit)
-        ]
+        found = lookups.list_suppressed(session, limit=limit)
+        rows = [(r.address, r.code, r.response, r.created_at) for r in found]
     table = Table(title=f"{len(rows)} suppressed addresses")
     for column in ("address", "code", "answer", "since"):
         table.add_column(column)

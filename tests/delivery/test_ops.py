@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from delivery import dispatch, ops, place_order
+from delivery import dispatch, lookups, ops, place_order
 from delivery.errors import NotFound, OpsRefused
 from delivery.models import Delivery, Order, OrderLine
 from delivery.states import DeliveryStatus as S
@@ -41,7 +41,7 @@ def test_failures_are_listed_and_replayed_once_the_address_is_cleared(
     issued_order()
     run_queued(Session)
     with Session() as s:
-        (failure,) = ops.list_failures(s)
+        (failure,) = lookups.list_failures(s)
     assert (failure.kind, failure.status, failure.to_address) == (
         "gift",
         "failed_permanent",
@@ -62,7 +62,7 @@ def test_failures_are_listed_and_replayed_once_the_address_is_cleared(
     run_queued(Session)
     assert len(smtp.to("r0@example.com")) == 1
     with Session() as s:
-        assert ops.list_failures(s) == []
+        assert lookups.list_failures(s) == []
         with pytest.raises(OpsRefused, match="only final failures"):
             ops.replay(s, failure.id)
 
@@ -167,18 +167,18 @@ def test_lookups_are_masked(
     run_queued(Session)
     (code,) = conftest.codes_in(smtp.to("r0@example.com")[0])
     with Session() as s:
-        view = ops.lookup_order(s, order_id)
+        view = lookups.lookup_order(s, order_id)
         assert (view.lines[0].card or "").endswith(code[-4:])
         assert "••••" in (view.lines[0].card or "")
         card_id = s.scalars(select(OrderLine.card_id).where(OrderLine.position == 0)).one() or 0
-        card = ops.lookup_card(s, card_id)
+        card = lookups.lookup_card(s, card_id)
     assert code not in repr(view) and code not in repr(card)
     assert card.masked_code.endswith(code[-4:])
     assert [d.kind for d in card.deliveries] == ["gift"]
     assert card.deliveries[0].log[0].outcome == "accepted"
     assert {d.kind for d in view.deliveries} == {"gift", "confirmation", "delivered_notice"}
     with Session() as s, pytest.raises(NotFound):
-        ops.lookup_order(s, 424242)
+        lookups.lookup_order(s, 424242)
 
 
 def test_nothing_is_done_to_a_send_in_flight(Session: sessionmaker[Session], issued_order: Any) -> None:
