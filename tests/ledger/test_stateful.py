@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    initialize,
     invariant,
     multiple,
     precondition,
@@ -133,11 +134,43 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # --- rules ---------------------------------------------------------------------------
 
+    @initialize(target=cards, amounts=st.lists(st.integers(1, 5000), min_size=4, max_size=4))
+    def fund_the_wallets(self, amounts: list[int]):
+        """Every example starts with money in some wallets, so checkouts have work to do."""
+        card_ids = []
+        for market, pair in zip(MARKETS, (amounts[:2], amounts[2:]), strict=True):
+            card_ids += self.issue(pair, market, active=True).values
+        for card_id, who in zip(card_ids[::2], (0, 1), strict=True):
+            self.redeem(card_id, who, at_home=True, mistyped=False)
+        return multiple(*card_ids)
+
+    @initialize(target=checkouts, amount=st.integers(2, 5000))
+    def a_captured_checkout(self, amount: int) -> int:
+        """And with a checkout partly captured, so refunds have something to give back."""
+        [card_id] = self.issue([amount], "US", active=True).values
+        self.redeem(card_id, 0, at_home=True, mistyped=False)
+        account = self.accounts[0]
+        state = self.books.run(
+            apply_balance,
+            account=account,
+            marketplace="US",
+            order_ref=self.key(),
+            order_total=amount,
+            idempotency_key=self.key(),
+        )
+        assert state.held == amount
+        self.wallets[(account, "US")] -= amount
+        checkout = self.model_checkouts[state.checkout_id] = ModelCheckout(account, "US", amount)
+        captured = self.books.run(capture, state.checkout_id, amount=amount // 2, idempotency_key=self.key())
+        checkout.captured = amount // 2
+        self.check_state(captured, checkout)
+        return state.checkout_id
+
     @rule(
         target=cards,
         amounts=st.lists(st.integers(1, 5000), min_size=1, max_size=3),
         market=st.sampled_from(MARKETS),
-        active=st.booleans(),
+        active=st.sampled_from([True, True, True, False]),
     )
     def issue(self, amounts: list[int], market: str, active: bool):
         issued = self.books.run(
@@ -174,10 +207,13 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(
         card_id=cards,
         who=st.sampled_from([0, 1]),
-        market=st.sampled_from(MARKETS),
-        mistyped=st.booleans(),
+        at_home=st.sampled_from([True, True, True, False]),
+        mistyped=st.sampled_from([False, False, False, False, True]),
     )
-    def redeem(self, card_id: int, who: int, market: str, mistyped: bool) -> None:
+    def redeem(self, card_id: int, who: int, at_home: bool, mistyped: bool) -> None:
+        market = self.model_cards[card_id].market
+        if not at_home:
+            market = next(m for m in MARKETS if m != market)
         card, account = self.model_cards[card_id], self.accounts[who]
         typed = card.code.reveal()
         if mistyped:
@@ -227,14 +263,13 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.books.run(*call, **kwargs)
         assert self.books.counts() == before
 
-    @rule(
-        target=checkouts,
-        who=st.sampled_from([0, 1]),
-        market=st.sampled_from(MARKETS),
-        total=st.integers(1, 8000),
-    )
-    def apply(self, who: int, market: str, total: int):
-        account = self.accounts[who]
+    @rule(target=checkouts, data=st.data(), total=st.integers(1, 8000))
+    def apply(self, data: st.DataObject, total: int):
+        funded = sorted(wallet for wallet, amount in self.wallets.items() if amount)
+        everyone = [(a, m) for a in self.accounts for m in MARKETS]
+        # Mostly a wallet with money in it; sometimes any (an empty one holds nothing).
+        pick_funded = bool(funded) and data.draw(st.sampled_from([True, True, True, False]))
+        account, market = data.draw(st.sampled_from(funded if pick_funded else everyone))
         state = self.books.run(
             apply_balance,
             account=account,
@@ -252,9 +287,11 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model_checkouts[state.checkout_id] = ModelCheckout(account, market, held)
         return state.checkout_id
 
-    @rule(checkout_id=checkouts, amount=st.none() | st.integers(1, 3000), take=st.booleans())
-    def settle(self, checkout_id: int, amount: int | None, take: bool) -> None:
+    @rule(checkout_id=checkouts, data=st.data(), take=st.booleans())
+    def settle(self, checkout_id: int, data: st.DataObject, take: bool) -> None:
         checkout = self.model_checkouts[checkout_id]
+        # All that is held (None), a part of it, or a little too much.
+        amount = data.draw(st.none() | st.integers(1, checkout.outstanding + 10))
         fn = capture if take else release
         moved = checkout.outstanding if amount is None else amount
         if moved == 0 or moved > checkout.outstanding:
@@ -269,9 +306,10 @@ class LedgerMachine(RuleBasedStateMachine):
             self.wallets[(checkout.account, checkout.market)] += moved
         self.check_state(state, checkout)
 
-    @rule(checkout_id=checkouts, amount=st.integers(1, 3000))
-    def refund(self, checkout_id: int, amount: int) -> None:
+    @rule(checkout_id=checkouts, data=st.data())
+    def refund(self, checkout_id: int, data: st.DataObject) -> None:
         checkout = self.model_checkouts[checkout_id]
+        amount = data.draw(st.integers(1, checkout.captured - checkout.refunded + 10))
         if amount > checkout.captured - checkout.refunded:
             with pytest.raises(InsufficientFunds):
                 self.books.run(refund, checkout_id, amount=amount, idempotency_key=self.key())
