@@ -166,7 +166,7 @@ def _order(first: int, lines: int) -> dict[str, Any]:
     }
 
 
-def _start_workers(env: dict[str, str], workers: int, log: Path) -> subprocess.Popen[bytes]:
+def _start_workers(env: dict[str, str], workers: int, log: Path, loglevel: str) -> subprocess.Popen[bytes]:
     celery = str(Path(sys.executable).with_name("celery"))
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -181,7 +181,7 @@ def _start_workers(env: dict[str, str], workers: int, log: Path) -> subprocess.P
                 str(workers),
                 "--without-mingle",
                 "--without-gossip",
-                "--loglevel=WARNING",
+                f"--loglevel={loglevel}",
             ],
             cwd=ROOT,
             env=env,
@@ -246,6 +246,27 @@ def _report(
     print(f"\ncards/s : blast = {ratio:.2f} (goal {GOAL_RATIO}: {verdict})")
 
 
+def _cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of every process in each process group (Linux /proc), and of PostgreSQL."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys([*groups, "postgres"], 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        pgrp, cpu = int(rest[2]), (int(rest[11]) + int(rest[12])) / tick
+        for label, group in groups.items():
+            if pgrp == group:
+                totals[label] += cpu
+        if name == "postgres":
+            totals["postgres"] += cpu
+    return totals
+
+
 def _gifts_sent() -> int:
     from sqlalchemy import func, select
 
@@ -275,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=10, help="cards per order")
     parser.add_argument("--workers", type=int, default=2, help="worker pool processes (and blasters)")
     parser.add_argument("--delays", type=int, default=5000, help="delay() calls in the Celery anchor")
+    parser.add_argument("--worker-log", type=Path, default=None, help="keep the workers' log here")
+    parser.add_argument("--worker-loglevel", default="WARNING", help="INFO logs every task (costs time)")
     args = parser.parse_args(argv)
 
     import redis
@@ -301,10 +324,16 @@ def main(argv: list[str] | None = None) -> int:
             upgrade(database_url)
             blast = smtp_blast(port, args.cards, args.workers, _sample_gift())
             delays = delay_rate(args.redis_url, args.delays)
-            workers = _start_workers(env, args.workers, data_dir / "workers.log")
+            workers = _start_workers(
+                env, args.workers, args.worker_log or data_dir / "workers.log", args.worker_loglevel
+            )
             _wait_ready()
+            groups = {"workers": workers.pid, "sink": sink.pid, "bench (place_order)": os.getpgrp()}
+            before = _cpu_by_group(groups)
             try:
                 measured = pipeline(args.cards, args.lines, _gifts_sent)
+                after = _cpu_by_group(groups)
+                cpu = {k: (after[k] - before[k]) * 1000 / args.cards for k in after}
             finally:
                 _stop(workers)
                 reset_engine()
@@ -313,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         _stop(sink)
         shutil.rmtree(data_dir, ignore_errors=True)
     _report(args, blast, delays, measured)
+    print("\nCPU per card during the pipeline run (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
     return 0
 
 

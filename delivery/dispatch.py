@@ -107,21 +107,18 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str, fill_t
     messages then find nothing left to claim, which costs one UPDATE).
     """
     now = utcnow()
-    ids = _take(
+    # This very task (redelivered after its worker died) first takes back what it held,
+    # including rows it had topped its batch up with; then the rows it was sent for.
+    # (Two statements rather than one with an OR, so that each can use an index.)
+    ids = _take(session, claimer, now, Delivery.status == S.SENDING, Delivery.claimed_by == claimer)
+    ids += _take(
         session,
         claimer,
         now,
+        Delivery.id.in_(list(delivery_ids)),
         or_(
-            and_(
-                Delivery.id.in_(list(delivery_ids)),
-                or_(
-                    Delivery.status == S.QUEUED,
-                    and_(Delivery.status == S.FAILED_RETRYABLE, Delivery.due_at <= now),
-                ),
-            ),
-            # This very task (redelivered after its worker died) takes back what it held,
-            # including rows it had topped its batch up with.
-            and_(Delivery.status == S.SENDING, Delivery.claimed_by == claimer),
+            Delivery.status == S.QUEUED,
+            and_(Delivery.status == S.FAILED_RETRYABLE, Delivery.due_at <= now),
         ),
     )
     if len(ids) < fill_to:
@@ -131,7 +128,7 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str, fill_t
             session.scalars(
                 select(Delivery.id)
                 .where(Delivery.status == S.QUEUED, Delivery.channel == Channel.EMAIL)
-                .order_by(Delivery.id)
+                .order_by(Delivery.due_at, Delivery.id)  # (status, due_at) is indexed
                 .limit(fill_to - len(ids))
                 .with_for_update(skip_locked=True)
             )

@@ -223,11 +223,11 @@ def test_a_short_batch_is_topped_up_with_other_queued_emails(
     issued_order(lines=6)
     ids = [d.id for d in deliveries(Session)]  # 6 gifts and the receipt
     report = dispatch.run_batch(Session, [ids[-1]], claimer="t1", fill_to=3)
-    assert report.claimed == 3  # its own, and the two oldest others
+    assert report.claimed == 3  # its own, and two others
     sent = {d.id for d in deliveries(Session) if d.status == "sent"}
-    assert sent == {ids[-1], ids[0], ids[1]}
+    assert ids[-1] in sent and len(sent) == 3
     # Their own messages come later and find nothing left to do.
-    assert dispatch.run_batch(Session, ids[:2], claimer="t2").claimed == 0
+    assert dispatch.run_batch(Session, sorted(sent - {ids[-1]}), claimer="t2").claimed == 0
     assert dispatch.run_batch(Session, ids, claimer="t3").claimed == 4
     assert len(smtp.accepted) == 7
 
@@ -238,7 +238,8 @@ def test_a_redelivered_task_takes_back_the_rows_it_topped_up_with(
     issued_order(lines=6)
     ids = [d.id for d in deliveries(Session)]
     with Session.begin() as s:
-        assert len(dispatch.claim(s, [ids[-1]], claimer="task-1", fill_to=3)) == 3
+        held = {c.delivery_id for c in dispatch.claim(s, [ids[-1]], claimer="task-1", fill_to=3)}
+    assert len(held) == 3
     # The worker died; the broker redelivers the message, which names only ids[-1].
     assert dispatch.run_batch(Session, [ids[-1]], claimer="task-1").sent == 3
-    assert {d.id for d in deliveries(Session) if d.status == "sent"} == {ids[0], ids[1], ids[-1]}
+    assert {d.id for d in deliveries(Session) if d.status == "sent"} == held
