@@ -219,27 +219,29 @@ def reveal_code(session: Session, card_id: int) -> ClaimCode:
 def activate_card(session: Session, card_id: int, *, idempotency_key: str) -> CardView:
     """Make an inactive (physical, not yet shipped) card redeemable."""
     card = _lock_card(session, card_id)
-    replay = idempotency.claim(session, idempotency_key, "activate_card", {"card_id": card_id})
-    if replay is not None:
+    request = {"card_id": card_id}
+    if idempotency.lookup(session, idempotency_key, "activate_card", request) is not None:
         return CardView.of(card)
+    if card.status not in (CardStatus.INACTIVE, CardStatus.ACTIVE):
+        raise InvalidState(f"card {card_id} is {card.status}; it cannot be activated")
+    idempotency.claim(session, idempotency_key, "activate_card", request)
     if card.status == CardStatus.INACTIVE:
         card.status = CardStatus.ACTIVE.value
         card.activated_at = utcnow()
         session.flush()
-    elif card.status != CardStatus.ACTIVE:
-        raise InvalidState(f"card {card_id} is {card.status}; it cannot be activated")
-    idempotency.complete(session, idempotency_key, {"card_id": card_id})
+    idempotency.complete(session, idempotency_key, request)
     return CardView.of(card)
 
 
 def void_card(session: Session, card_id: int, *, idempotency_key: str) -> CardView:
     """Cancel an unredeemed card: its value goes back to funding, its code stops working."""
     card = _lock_card(session, card_id)
-    replay = idempotency.claim(session, idempotency_key, "void_card", {"card_id": card_id})
-    if replay is not None:
+    request = {"card_id": card_id}
+    if idempotency.lookup(session, idempotency_key, "void_card", request) is not None:
         return CardView.of(card)
     if card.status not in (CardStatus.ACTIVE, CardStatus.INACTIVE):
         raise InvalidState(f"card {card_id} is {card.status}; only an unredeemed card can be voided")
+    idempotency.claim(session, idempotency_key, "void_card", request)
     now = utcnow()
     post(
         session,

@@ -138,9 +138,8 @@ def _settle(
     session: Session, operation: str, checkout_id: int, amount: int | None, idempotency_key: str
 ) -> CheckoutState:
     checkout, owner = _lock_checkout(session, checkout_id)
-    replay = idempotency.claim(
-        session, idempotency_key, operation, {"checkout_id": checkout_id, "amount": amount}
-    )
+    request = {"checkout_id": checkout_id, "amount": amount}
+    replay = idempotency.lookup(session, idempotency_key, operation, request)
     if replay is not None:
         return CheckoutState(**replay)
     outstanding = checkout.held - checkout.captured - checkout.released
@@ -152,6 +151,7 @@ def _settle(
         raise InsufficientFunds(
             f"checkout {checkout_id} has {outstanding} {checkout.currency} held; cannot {operation} {amount}"
         )
+    idempotency.claim(session, idempotency_key, operation, request)
     if operation == "capture":
         target = revenue_account(session, checkout.marketplace)
         checkout.captured += amount
@@ -187,9 +187,8 @@ def refund(session: Session, checkout_id: int, *, amount: int, idempotency_key: 
     """Put captured money back into the balance; never more than was captured for the order."""
     check_amount(amount)
     checkout, owner = _lock_checkout(session, checkout_id)
-    replay = idempotency.claim(
-        session, idempotency_key, "refund", {"checkout_id": checkout_id, "amount": amount}
-    )
+    request = {"checkout_id": checkout_id, "amount": amount}
+    replay = idempotency.lookup(session, idempotency_key, "refund", request)
     if replay is not None:
         return CheckoutState(**replay)
     refundable = checkout.captured - checkout.refunded
@@ -198,6 +197,7 @@ def refund(session: Session, checkout_id: int, *, amount: int, idempotency_key: 
             f"checkout {checkout_id} has {refundable} {checkout.currency} captured and not refunded; "
             f"cannot refund {amount}"
         )
+    idempotency.claim(session, idempotency_key, "refund", request)
     post(
         session,
         "refund",

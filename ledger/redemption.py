@@ -2,12 +2,14 @@
 
 Order of work, chosen so that every answer is right under concurrency:
 
-1. lockout: too many recent failures for this account or client -> refused;
-2. the code's shape and check character (typos are answered without a lookup);
-3. the card, locked (``FOR UPDATE``; on SQLite the whole write is serialised);
-4. the idempotency key: a replay returns the first result. It is read *after*
+1. the code's shape and check character (typos are answered without a lookup);
+2. the card, locked (``FOR UPDATE``; on SQLite the whole write is serialised);
+3. the idempotency key: a replay returns the first result. It is read *after*
    the card lock, so a concurrent twin with the same key waits for the first and
    then sees its committed result instead of "already redeemed";
+4. lockout: too many recent failures for this account or client -> refused
+   (before 1 and 2 answer, so a locked-out guesser learns nothing; after 3, so a
+   retried success is still a success);
 5. the card's state (voided, not active, wrong marketplace, already redeemed);
 6. the posting card -> wallet and the redemption row (unique per card).
 
@@ -66,7 +68,8 @@ def _scopes(account: str, marketplace: str, client: str | None) -> list[tuple[st
     return scopes
 
 
-def _check_lockout(session: Session, scopes: list[tuple[str, int]], now: dt.datetime) -> None:
+def _lockout(session: Session, scopes: list[tuple[str, int]], now: dt.datetime) -> TooManyAttempts | None:
+    """The refusal to give if too many attempts failed recently, else None."""
     window = dt.timedelta(seconds=get_settings().redeem_window_seconds)
     for scope, limit in scopes:
         count, oldest = session.execute(
@@ -77,10 +80,11 @@ def _check_lockout(session: Session, scopes: list[tuple[str, int]], now: dt.date
         if count >= limit:
             retry_after = max(1, int((oldest + window - now).total_seconds()) + 1)
             what = "this account" if scope.startswith("account:") else "this client"
-            raise TooManyAttempts(
+            return TooManyAttempts(
                 f"too many failed attempts from {what}; try again in {retry_after} s",
                 retry_after=retry_after,
             )
+    return None
 
 
 def _record_failure(session: Session, scopes: list[tuple[str, int]], reason: str, now: dt.datetime) -> None:
@@ -103,7 +107,7 @@ def redeem(
     check_owner(account)
     now = utcnow()
     scopes = _scopes(account, market.code, client)
-    _check_lockout(session, scopes, now)
+    lockout = _lockout(session, scopes, now)
     try:
         claim = ClaimCode.parse(code)
         lookup = get_vault().lookup_hash(claim.normalized)
@@ -116,13 +120,17 @@ def redeem(
         if card is None:
             raise CodeNotValid("this is not a valid gift card code")
     except RedemptionRefused as refusal:
+        if lockout is not None:
+            raise lockout from None  # a locked-out guesser learns nothing, and adds no count
         _record_failure(session, scopes, refusal.reason, now)
         raise
 
     request = {"card_id": card.id, "account": account, "marketplace": market.code}
     replay = idempotency.lookup(session, idempotency_key, "redeem", request)
     if replay is not None:
-        return RedemptionResult(**replay)
+        return RedemptionResult(**replay)  # a retried success stays a success, lockout or not
+    if lockout is not None:
+        raise lockout
 
     if card.status == CardStatus.VOIDED:
         raise CardVoided(f"the card ending {card.code_last4} was cancelled")

@@ -227,3 +227,26 @@ def test_failure_rows_name_the_scope_not_the_code(books) -> None:
     with books.Session() as session:
         rows = session.execute(select(RedemptionFailure.scope, RedemptionFailure.reason)).all()
     assert sorted(tuple(r) for r in rows) == [("account:US:eve", "not_valid"), ("client:c-1", "not_valid")]
+
+
+def test_a_retried_success_is_still_a_success_after_a_lockout(books, set_env) -> None:
+    """The storefront retries a redemption whose answer it lost; guesses locked the account since."""
+    set_env(redeem_max_failures_per_account=2, redeem_window_seconds=600)
+    card = books.issue_one(700)
+    first = redeem_code(
+        books.Session, card.code.reveal(), account="ida", marketplace="US", idempotency_key="r-ida"
+    )
+    for _ in range(2):
+        with pytest.raises(CodeNotValid):
+            attempt(books, ClaimCode.generate().reveal(), "ida")
+    again = redeem_code(
+        books.Session, card.code.reveal(), account="ida", marketplace="US", idempotency_key="r-ida"
+    )
+    assert again == first
+    # Anything else from that account is refused while the lockout lasts, a valid code included.
+    other = books.issue_one(300)
+    with pytest.raises(TooManyAttempts):
+        attempt(books, other.code.reveal(), "ida")
+    with pytest.raises(TooManyAttempts):
+        attempt(books, typo_of(other.code), "ida")
+    assert failures(books) == 2
