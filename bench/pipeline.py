@@ -98,7 +98,11 @@ def _blaster(port: int, count: int, data: bytes, start_at: float, results: Any) 
             await client.sendmail("gifts@giftq.example", [f"r{i}@example.com"], data)
         await client.quit()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except Exception as exc:  # reported to the parent, which stops the benchmark
+        results.put(f"blaster failed: {exc!r}")
+        return
     results.put(time.time())
 
 
@@ -114,7 +118,22 @@ def smtp_blast(port: int, total: int, processes: int, data: bytes) -> float:
     finished = [results.get(timeout=600) for _ in procs]
     for p in procs:
         p.join()
+    failures = [f for f in finished if isinstance(f, str)]
+    if failures:
+        raise SystemExit("; ".join(failures))
     return total / (max(finished) - start_at)
+
+
+def _wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the SMTP sink is not listening on port {port}") from None
+            time.sleep(0.1)
 
 
 # --- anchor: bare delay() loop -----------------------------------------------------------
@@ -322,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             from giftq.migrate import upgrade
 
             upgrade(database_url)
+            _wait_for_port(port)
             blast = smtp_blast(port, args.cards, args.workers, _sample_gift())
             delays = delay_rate(args.redis_url, args.delays)
             workers = _start_workers(
