@@ -184,7 +184,8 @@ def Session(engine: Engine) -> sessionmaker[orm.Session]:
 
 # --- Redis ------------------------------------------------------------------------------
 
-_redis_db = itertools.cycle(range(1, 16))
+# Databases 14 and 15 belong to module-scoped workers (tests/delivery/conftest.py: module_redis).
+_redis_db = itertools.cycle(range(1, 14))
 
 
 @pytest.fixture
