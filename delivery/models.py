@@ -10,7 +10,6 @@ its functions and does not reach into its tables.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -28,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from delivery.schemas import Channel
 from delivery.states import DeliveryStatus
-from giftq.db import Base, BigId, UTCDateTime, bigid_pk, minor_units, utc_datetime, utcnow
+from giftq.db import Base, BigId, UTCDateTime, bigid_pk, minor_units, sql_in, utc_datetime, utcnow
 
 
 class OrderStatus(StrEnum):
@@ -62,14 +61,10 @@ class AttemptOutcome(StrEnum):
     """The worker died during the send; the sweeper put the delivery back in the queue."""
 
 
-def _in(column: str, values: Iterable[str]) -> str:
-    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
-
-
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(_in("status", list(OrderStatus)), name="status"),
+        CheckConstraint(sql_in("status", list(OrderStatus)), name="status"),
         Index(None, "status", "updated_at"),
     )
 
@@ -92,7 +87,7 @@ class OrderLine(Base):
     __tablename__ = "order_lines"
     __table_args__ = (
         UniqueConstraint("order_id", "position"),
-        CheckConstraint(_in("channel", list(Channel)), name="channel"),
+        CheckConstraint(sql_in("channel", list(Channel)), name="channel"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
 
@@ -119,9 +114,9 @@ class OrderLine(Base):
 class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
-        CheckConstraint(_in("status", list(DeliveryStatus)), name="status"),
-        CheckConstraint(_in("kind", list(DeliveryKind)), name="kind"),
-        CheckConstraint(_in("channel", list(Channel)), name="channel"),
+        CheckConstraint(sql_in("status", list(DeliveryStatus)), name="status"),
+        CheckConstraint(sql_in("kind", list(DeliveryKind)), name="kind"),
+        CheckConstraint(sql_in("channel", list(Channel)), name="channel"),
         Index(None, "status", "due_at"),
         Index(None, "status", "updated_at"),
     )
@@ -154,7 +149,7 @@ class Delivery(Base):
 
 class DeliveryAttempt(Base):
     __tablename__ = "delivery_attempts"
-    __table_args__ = (CheckConstraint(_in("outcome", list(AttemptOutcome)), name="outcome"),)
+    __table_args__ = (CheckConstraint(sql_in("outcome", list(AttemptOutcome)), name="outcome"),)
 
     id: Mapped[bigid_pk]
     delivery_id: Mapped[int] = mapped_column(BigId, ForeignKey("deliveries.id"), index=True)

@@ -14,6 +14,7 @@ Functions in the packages take a ``Session`` from their caller; only entry point
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,6 +63,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 bigid_pk = Annotated[int, mapped_column(BigId, primary_key=True, autoincrement=True)]
 minor_units = Annotated[int, mapped_column(BigInteger)]
 utc_datetime = Annotated[dt.datetime, mapped_column(UTCDateTime())]
+
+
+def sql_in(column: str, values: Iterable[str]) -> str:
+    """``column IN ('a', 'b')`` for a CHECK constraint over an enum's values."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Base(DeclarativeBase):

@@ -16,7 +16,6 @@ redemption per card.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -31,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from giftq.db import Base, BigId, UTCDateTime, bigid_pk, minor_units, utc_datetime, utcnow
+from giftq.db import Base, BigId, UTCDateTime, bigid_pk, minor_units, sql_in, utc_datetime, utcnow
 
 
 class AccountKind(StrEnum):
@@ -52,18 +51,14 @@ class CardStatus(StrEnum):
     VOIDED = "voided"
 
 
-def _in(column: str, values: Iterable[str]) -> str:
-    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
-
-
 class Account(Base):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         UniqueConstraint("kind", "marketplace", "owner"),
-        CheckConstraint(_in("kind", list(AccountKind)), name="kind"),
+        CheckConstraint(sql_in("kind", list(AccountKind)), name="kind"),
         CheckConstraint(
-            f"({_in('kind', sorted(BOUNDED_KINDS))} AND balance IS NOT NULL AND balance >= 0)"
-            f" OR ({_in('kind', sorted(set(AccountKind) - BOUNDED_KINDS))} AND balance IS NULL)",
+            f"({sql_in('kind', sorted(BOUNDED_KINDS))} AND balance IS NOT NULL AND balance >= 0)"
+            f" OR ({sql_in('kind', sorted(set(AccountKind) - BOUNDED_KINDS))} AND balance IS NULL)",
             name="balance_floor",
         ),
     )
@@ -107,7 +102,7 @@ class Entry(Base):
 class Card(Base):
     __tablename__ = "ledger_cards"
     __table_args__ = (
-        CheckConstraint(_in("status", list(CardStatus)), name="status"),
+        CheckConstraint(sql_in("status", list(CardStatus)), name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
 

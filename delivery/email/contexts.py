@@ -135,10 +135,9 @@ class OrderConfirmationEmail:
 
 
 @dataclass(frozen=True, slots=True)
-class GiftDeliveredEmail:
-    """Tells the purchaser that the gift reached its recipient."""
+class _PurchaserNotice:
+    """What every notice to the purchaser about one gift holds."""
 
-    kind: ClassVar[str] = "gift_delivered"
     auto_submitted: ClassVar[bool] = True
 
     purchaser_name: str
@@ -147,7 +146,6 @@ class GiftDeliveredEmail:
     channel: str
     amount: int
     marketplace: str
-    order_ref: str | None = None
 
     def __post_init__(self) -> None:
         _check_channel(self.channel)
@@ -164,7 +162,16 @@ class GiftDeliveredEmail:
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryFailedEmail:
+class GiftDeliveredEmail(_PurchaserNotice):
+    """Tells the purchaser that the gift reached its recipient."""
+
+    kind: ClassVar[str] = "gift_delivered"
+
+    order_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailedEmail(_PurchaserNotice):
     """Tells the purchaser that the gift could not be delivered, and what to do.
 
     ``reason`` is a short sentence for a person ("The recipient's mail server says the
@@ -172,29 +179,9 @@ class DeliveryFailedEmail:
     """
 
     kind: ClassVar[str] = "delivery_failed"
-    auto_submitted: ClassVar[bool] = True
 
-    purchaser_name: str
-    purchaser_email: str
-    recipient_name: str
-    channel: str
-    amount: int
-    marketplace: str
     reason: str
     order_ref: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_channel(self.channel)
-        _check_amount(self.amount)
-        _normalize_marketplace(self, self.marketplace)
-
-    @property
-    def to_name(self) -> str:
-        return self.purchaser_name
-
-    @property
-    def to_addr(self) -> str:
-        return self.purchaser_email
 
 
 EmailContext: TypeAlias = GiftEmail | OrderConfirmationEmail | GiftDeliveredEmail | DeliveryFailedEmail
