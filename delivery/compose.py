@@ -9,7 +9,6 @@ code is revealed here, into memory only (the context keeps it out of ``repr``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
@@ -24,9 +23,9 @@ from delivery.email import (
     OrderConfirmationEmail,
 )
 from delivery.models import Delivery, DeliveryKind, Order, OrderLine
-from ledger import reveal_code
+from ledger import ClaimCode, reveal_codes
 from ledger.codes.text import mask
-from ledger.models import Card
+from ledger.errors import NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +35,18 @@ class Loaded:
     lines_by_order: dict[int, list[OrderLine]]
     lines_by_id: dict[int, OrderLine]
     parents: dict[int, Delivery]
-    cards: Sequence[Card]
-    """Held so that the ledger finds them in the session (its identity map is weak)."""
+    codes: dict[int, ClaimCode]
+    """The batch's gift codes by card id, decrypted in one query, in memory only."""
 
 
 def load(session: Session, deliveries: list[Delivery]) -> Loaded:
     lines = _lines_of(session, deliveries)
-    # One query for the batch's cards instead of one per reveal_code().
     card_ids = [d.card_id for d in deliveries if d.kind == DeliveryKind.GIFT and d.card_id is not None]
     return Loaded(
         lines,
         {line.id: line for order_lines in lines.values() for line in order_lines},
         _parents(session, deliveries),
-        session.scalars(select(Card).where(Card.id.in_(card_ids))).all() if card_ids else [],
+        reveal_codes(session, card_ids),
     )
 
 
@@ -108,6 +106,9 @@ def context(session: Session, delivery: Delivery, order: Order, loaded: Loaded) 
     if delivery.kind == DeliveryKind.GIFT:
         if delivery.card_id is None:
             raise ValueError(f"gift delivery {delivery.id} has no card")
+        code = loaded.codes.get(delivery.card_id)
+        if code is None:
+            raise NotFound(f"no card {delivery.card_id}")
         return GiftEmail(
             recipient_name=delivery.to_name,
             recipient_email=delivery.to_address or "",
@@ -115,7 +116,7 @@ def context(session: Session, delivery: Delivery, order: Order, loaded: Loaded) 
             amount=line.amount,
             marketplace=line.marketplace,
             message=line.message,
-            code=reveal_code(session, delivery.card_id).reveal(),
+            code=code.reveal(),
             design=line.design,
         )
     gift = loaded.parents.get(delivery.parent_id or 0)

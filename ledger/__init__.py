@@ -15,6 +15,7 @@ from ledger.cards import (
     get_card,
     issue_cards,
     reveal_code,
+    reveal_codes,
     void_card,
 )
 from ledger.checkout import CheckoutState, apply_balance, capture, refund, release
@@ -52,5 +53,6 @@ __all__ = [
     "refund",
     "release",
     "reveal_code",
+    "reveal_codes",
     "void_card",
 ]

@@ -216,6 +216,16 @@ def reveal_code(session: Session, card_id: int) -> ClaimCode:
     return _open(card)
 
 
+def reveal_codes(session: Session, card_ids: Sequence[int]) -> dict[int, ClaimCode]:
+    """:func:`reveal_code` for a batch of cards, in one query (a dispatch batch's gifts).
+
+    Ids of cards that do not exist are absent from the answer: the caller decides
+    whether that fails one item or all.
+    """
+    cards = session.scalars(select(Card).where(Card.id.in_(card_ids))).all() if card_ids else []
+    return {card.id: _open(card) for card in cards}
+
+
 def activate_card(session: Session, card_id: int, *, idempotency_key: str) -> CardView:
     """Make an inactive (physical, not yet shipped) card redeemable."""
     card = _lock_card(session, card_id)

@@ -15,6 +15,7 @@ from ledger import (
     issue_cards,
     reconcile,
     reveal_code,
+    reveal_codes,
     void_card,
 )
 from ledger.cards import MAX_CARD_AMOUNT
@@ -167,3 +168,10 @@ def test_card_accounts_hold_the_face_value(books) -> None:
     assert sorted(tuple(r) for r in rows) == [
         (c.card_id, "card", c.amount) for c in sorted(cards, key=lambda c: c.card_id)
     ]
+
+
+def test_reveal_codes_opens_a_batch_and_leaves_out_unknown_ids(books) -> None:
+    cards = books.issue(100, 200, 300)
+    with books.Session() as session:
+        codes = reveal_codes(session, [c.card_id for c in cards] + [987654])
+    assert codes == {c.card_id: c.code for c in cards}
