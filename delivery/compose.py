@@ -80,7 +80,7 @@ def _send_at_text(line: OrderLine) -> str | None:
     return f"{local:%Y-%m-%d %H:%M} ({line.send_at_zone})"
 
 
-def context(session: Session, delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
+def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
     """The email channel's context for one delivery (raises on rows that cannot make one)."""
     order_lines = loaded.lines_by_order.get(order.id, [])
     if delivery.kind == DeliveryKind.CONFIRMATION:

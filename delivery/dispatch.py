@@ -153,7 +153,7 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str, fill_t
             _refuse_suppressed(session, delivery, order, now)
             continue
         try:
-            context = compose.context(session, delivery, order, loaded)
+            context = compose.context(delivery, order, loaded)
         except (LedgerError, LookupError, TypeError, ValueError) as exc:
             # Bad data, not bad luck: fail this one for ops to see; the batch goes on.
             log.error("delivery %d: cannot say what to send: %s", delivery.id, _describe(exc))
