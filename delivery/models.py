@@ -76,6 +76,8 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.RECEIVED)
     purchaser_name: Mapped[str] = mapped_column(String(100))
     purchaser_email: Mapped[str] = mapped_column(String(320))
+    purchaser_locale: Mapped[str | None] = mapped_column(String(20))
+    """The purchaser's language (``de_DE``); None: the first line's marketplace decides."""
     line_count: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
@@ -101,6 +103,8 @@ class OrderLine(Base):
     message: Mapped[str | None] = mapped_column(Text)
     recipient_name: Mapped[str] = mapped_column(String(100))
     recipient_email: Mapped[str | None] = mapped_column(String(320))
+    recipient_locale: Mapped[str | None] = mapped_column(String(20))
+    """The recipient's language; None: the line's marketplace decides."""
     recipient_phone: Mapped[str | None] = mapped_column(String(16))
     recipient_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     send_at_local: Mapped[str | None] = mapped_column(String(19))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import phonenumbers
+from babel import Locale, UnknownLocaleError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -37,7 +38,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from delivery import scheduling
+from delivery import designs, scheduling
 from delivery.errors import FieldError, InvalidOrder
 from ledger.marketplaces import MARKETPLACES
 
@@ -109,6 +110,21 @@ def _local_time(value: Any) -> Any:
     return parsed
 
 
+def _locale(value: str) -> str:
+    try:
+        parsed = Locale.parse(value.replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        raise ValueError("must be a language tag like en, de-DE or fr-CA") from None
+    return str(parsed)
+
+
+def _design(value: str) -> str:
+    known = designs.known()
+    if value not in known:
+        raise ValueError(f"unknown design (known: {', '.join(known)})")
+    return value
+
+
 def _zone(value: str) -> str:
     scheduling.zone(value)
     return value
@@ -147,6 +163,22 @@ ZoneName = Annotated[
     AfterValidator(_zone),
     WithJsonSchema({"type": "string", "description": "IANA time zone, e.g. Europe/Berlin"}),
 ]
+LocaleTag = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=20, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"),
+    AfterValidator(_locale),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "Language the person reads (BCP 47 like de-DE); default: the marketplace's",
+        }
+    ),
+]
+Design = Annotated[
+    str,
+    AfterValidator(_design),
+    WithJsonSchema({"type": "string", "enum": list(designs.shipped())}),
+]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 
 
@@ -157,6 +189,8 @@ class _Model(BaseModel):
 class Purchaser(_Model):
     name: Name
     email: EmailStr
+    locale: LocaleTag | None = None
+    """The purchaser's language for the receipt and notices; default: the first line's marketplace."""
 
 
 class PostalAddress(_Model):
@@ -175,6 +209,8 @@ class Recipient(_Model):
     email: EmailStr | None = None
     phone: Phone | None = Field(default=None, description="E.164, e.g. +14155550123")
     address: PostalAddress | None = None
+    locale: LocaleTag | None = None
+    """The recipient's language for the gift; default: the line's marketplace."""
 
 
 class SendAt(_Model):
@@ -214,7 +250,7 @@ class OrderLine(_Model):
     channel: Channel
     amount: Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT, description="minor units")]
     marketplace: Marketplace
-    design: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] = "classic"
+    design: Design = designs.DEFAULT
     message: Annotated[str, StringConstraints(max_length=500), AfterValidator(_message_text)] | None = None
     recipient: Recipient
     send_at: SendAt | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import delivery.models  # noqa: F401 - registers the delivery tables for autogenerate
 import ledger.models  # noqa: F401 - registers the ledger tables for autogenerate
 from giftq.db import Base, make_engine
 

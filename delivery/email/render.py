@@ -39,19 +39,12 @@ from delivery.email.contexts import (
     GiftEmail,
     OrderConfirmationEmail,
 )
+from delivery import designs
 from delivery.email.i18n import Localization, format_money, localization
 from giftq.settings import get_settings
 from ledger.marketplaces import get_marketplace
 
 TEXT_WIDTH = 72
-
-# Accent colour of the HTML gift email per card design; unknown designs look classic.
-DESIGN_ACCENTS: dict[str, str] = {
-    "classic": "#1d4ed8",
-    "birthday": "#be185d",
-    "thank_you": "#047857",
-    "holiday": "#b91c1c",
-}
 
 # Control characters (C0, DEL, C1) and the Unicode line/paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -134,7 +127,7 @@ def _variables(ctx: EmailContext, l10n: Localization, brand: str, public_base_ur
             personal_message=clean_paragraphs(ctx.message) if ctx.message else "",
             redeem_url=redeem_url(public_base_url, ctx.marketplace),
             store_url=public_base_url.rstrip("/"),
-            accent=DESIGN_ACCENTS.get(ctx.design, DESIGN_ACCENTS["classic"]),
+            accent=designs.design(ctx.design)["accent"],
         )
     elif isinstance(ctx, OrderConfirmationEmail):
         variables.update(
