@@ -1,0 +1,1 @@
+"""Channels: one folder per way a gift reaches someone (email, sms, printable, physical)."""
