@@ -45,8 +45,10 @@ from delivery.schemas import Channel
 from delivery.states import FINAL_FAILURES, PENDING, check
 from delivery.states import DeliveryStatus as S
 from giftq.db import utcnow
-from ledger import CardSpec, issue_cards, void_card
+from ledger import CardSpec, get_card, issue_cards, void_card
+from ledger.codes.text import mask
 from ledger.errors import InvalidState
+from ledger.models import CardStatus
 
 __all__ = [
     "AttemptView",
@@ -77,9 +79,15 @@ REACHED = frozenset({S.SENDING, S.SENT, S.DELIVERED})
 class CancelReport:
     order_id: int
     cancelled_deliveries: list[int] = field(default_factory=list)
+    """Every send of the order that had not gone out: gifts, resends, reissues, notices."""
     voided_cards: list[int] = field(default_factory=list)
+    """Cards that never went out, voided by this cancel."""
     kept_cards: list[int] = field(default_factory=list)
-    """Cards already sent (or in flight): still valid."""
+    """Cards already sent (or in flight): still valid (refunding them is a ledger matter)."""
+    redeemed_cards: list[int] = field(default_factory=list)
+    """Cards already redeemed into someone's balance."""
+    already_voided_cards: list[int] = field(default_factory=list)
+    """Cards voided before this cancel (replaced by a reissue)."""
 
 
 def _delivery(session: Session, delivery_id: int) -> Delivery:
@@ -102,6 +110,22 @@ def _checked_email(address: str) -> str:
         raise OpsRefused(f"email: {reason}") from None
 
 
+def _refuse_spent_card(session: Session, delivery: Delivery, what: str) -> None:
+    """A redeemed or voided card is not sent again: its code is worth nothing to the recipient."""
+    if delivery.card_id is None:
+        return
+    card = get_card(session, delivery.card_id)
+    if card.status == CardStatus.REDEEMED:
+        raise OpsRefused(
+            f"the card of delivery {delivery.id} ({mask(card.last4)}) is redeemed; nothing to {what}"
+        )
+    if card.status == CardStatus.VOIDED:
+        raise OpsRefused(
+            f"the card of delivery {delivery.id} ({mask(card.last4)}) is voided; nothing to {what} "
+            "(giftq ops reissue gives the line a new code)"
+        )
+
+
 def _refuse_if_suppressed(session: Session, address: str | None) -> None:
     if address and session.get(SuppressedAddress, address.lower()) is not None:
         raise OpsRefused(
@@ -120,6 +144,7 @@ def replay(session: Session, delivery_id: int) -> DeliveryView:
         raise OpsRefused(f"delivery {delivery_id} is {delivery.status}; only final failures are replayed")
     if delivery.channel != Channel.EMAIL:
         raise OpsRefused(f"delivery {delivery_id} is {delivery.channel}: no sender for it yet")
+    _refuse_spent_card(session, delivery, "send")
     _refuse_if_suppressed(session, delivery.to_address)
     now = utcnow()
     delivery.status = check(delivery.status, S.QUEUED)
@@ -155,10 +180,11 @@ def resend(session: Session, delivery_id: int, *, email: str) -> DeliveryView:
         raise OpsRefused(f"delivery {delivery_id} is being sent right now; try again in a minute")
     if original.status == S.CANCELLED:
         raise OpsRefused(f"delivery {delivery_id} was cancelled")
-    _refuse_if_suppressed(session, address)
     line = session.get_one(OrderLine, original.line_id)
     if line.card_id != original.card_id:
         raise OpsRefused(f"the card of delivery {delivery_id} was reissued; resend the newest delivery")
+    _refuse_spent_card(session, original, "resend")
+    _refuse_if_suppressed(session, address)
     now = utcnow()
     if original.status in PENDING:
         original.status = check(original.status, S.CANCELLED)
@@ -186,6 +212,12 @@ def reissue(session: Session, line_id: int, *, email: str | None = None) -> Deli
     if line is None or line.card_id is None:
         raise NotFound(f"no issued order line {line_id}")
     old_card = line.card_id
+    card = get_card(session, old_card)
+    if card.status in (CardStatus.REDEEMED, CardStatus.VOIDED):
+        raise OpsRefused(
+            f"the card of line {line_id} ({mask(card.last4)}) is {card.status}; "
+            "only an unredeemed, valid card can be reissued"
+        )
     deliveries = list(
         session.scalars(
             select(Delivery)
@@ -271,24 +303,29 @@ def cancel_order(session: Session, order_id: int) -> CancelReport:
     report = CancelReport(order_id)
     gifts: dict[int, list[Delivery]] = {}
     for d in session.scalars(
-        select(Delivery).where(Delivery.order_id == order_id).order_by(Delivery.id).with_for_update()
+        select(Delivery)
+        .where(Delivery.order_id == order_id, Delivery.kind == DeliveryKind.GIFT)
+        .order_by(Delivery.id)
+        .with_for_update()
     ):
-        if d.kind == DeliveryKind.GIFT and d.card_id is not None:
+        # Every unsent send stops, whichever card it carries: resends and reissues too.
+        if d.status in PENDING:
+            d.status = check(d.status, S.CANCELLED)
+            d.updated_at = now
+            report.cancelled_deliveries.append(d.id)
+        if d.card_id is not None:
             gifts.setdefault(d.card_id, []).append(d)
     for card_id, deliveries in gifts.items():
-        if any(d.status in REACHED for d in deliveries):
+        status = get_card(session, card_id).status
+        if status == CardStatus.REDEEMED:
+            report.redeemed_cards.append(card_id)
+        elif status == CardStatus.VOIDED:
+            report.already_voided_cards.append(card_id)
+        elif any(d.status in REACHED for d in deliveries):
             report.kept_cards.append(card_id)
-            continue
-        for d in deliveries:
-            if d.status in PENDING:
-                d.status = check(d.status, S.CANCELLED)
-                d.updated_at = now
-                report.cancelled_deliveries.append(d.id)
-        try:
+        else:
             void_card(session, card_id, idempotency_key=f"giftq:cancel:void:{card_id}")
             report.voided_cards.append(card_id)
-        except InvalidState:  # redeemed meanwhile (a resend's earlier copy, say)
-            report.kept_cards.append(card_id)
     session.execute(
         update(Delivery)
         .where(

@@ -181,7 +181,9 @@ def cancel(order_id: int) -> None:
     typer.echo(
         f"order {order_id} cancelled: {len(report.cancelled_deliveries)} deliveries stopped, "
         f"cards voided: {' '.join(map(str, report.voided_cards)) or 'none'}; "
-        f"already sent, still valid: {' '.join(map(str, report.kept_cards)) or 'none'}"
+        f"already sent, still valid: {' '.join(map(str, report.kept_cards)) or 'none'}; "
+        f"already redeemed: {' '.join(map(str, report.redeemed_cards)) or 'none'}; "
+        f"voided before (reissued): {' '.join(map(str, report.already_voided_cards)) or 'none'}"
     )
 
 

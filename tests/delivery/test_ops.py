@@ -190,3 +190,79 @@ def test_nothing_is_done_to_a_send_in_flight(Session: sessionmaker[Session], iss
         ops.resend(s, in_flight.id, email="x@example.com")
     with pytest.raises(OpsRefused, match="being sent"), Session.begin() as s:
         ops.reissue(s, in_flight.line_id or 0)
+
+
+def test_cancel_stops_a_queued_resend_of_a_sent_card(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    order_id = issued_order()
+    run_queued(Session)
+    sent = gift(Session, "r0@example.com")
+    with Session.begin() as s:
+        resent = ops.resend(s, sent.id, email="again@example.com")
+    with Session.begin() as s:
+        report = ops.cancel_order(s, order_id)
+    run_queued(Session)
+    assert smtp.to("again@example.com") == []
+    assert resent.id in report.cancelled_deliveries
+    assert report.kept_cards == [sent.card_id]
+    assert report.voided_cards == []
+    with Session() as s:
+        assert s.get_one(Delivery, resent.id).status == "cancelled"
+        assert get_card(s, sent.card_id or 0).status == "active"
+
+
+def test_cancel_reports_a_reissued_card_as_voided_not_as_sent(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    order_id = issued_order()
+    run_queued(Session)
+    sent = gift(Session, "r0@example.com")
+    with Session.begin() as s:
+        ops.reissue(s, sent.line_id or 0, email="right@example.com")
+    with Session() as s:
+        new_card = s.get_one(OrderLine, sent.line_id).card_id
+    with Session.begin() as s:
+        report = ops.cancel_order(s, order_id)
+    run_queued(Session)
+    assert smtp.to("right@example.com") == []
+    assert report.kept_cards == []
+    assert report.voided_cards == [new_card]
+    assert report.already_voided_cards == [sent.card_id]
+
+
+def test_cancel_reports_a_redeemed_card_as_redeemed(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+) -> None:
+    order_id = issued_order()
+    run_queued(Session)
+    (code,) = conftest.codes_in(smtp.to("r0@example.com")[0])
+    sent = gift(Session, "r0@example.com")
+    with Session.begin() as s:
+        redeem(s, code, account="robin", marketplace="US", idempotency_key="red-1")
+    with Session.begin() as s:
+        report = ops.cancel_order(s, order_id)
+    assert (report.redeemed_cards, report.kept_cards, report.voided_cards) == ([sent.card_id], [], [])
+
+
+def test_resend_refuses_a_redeemed_or_voided_card(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+) -> None:
+    smtp.script["r1@example.com"] = ["550 5.1.1 no such user"]
+    issued_order(lines=2)
+    run_queued(Session)
+    (code,) = conftest.codes_in(smtp.to("r0@example.com")[0])
+    redeemed, failed = gift(Session, "r0@example.com"), gift(Session, "r1@example.com")
+    assert failed.status == "failed_permanent"
+    with Session.begin() as s:
+        redeem(s, code, account="robin", marketplace="US", idempotency_key="red-2")
+    with pytest.raises(OpsRefused, match=r"redeemed.*nothing to resend"), Session.begin() as s:
+        ops.resend(s, redeemed.id, email="again@example.com")
+    with Session.begin() as s:
+        ops.cancel_order(s, failed.order_id)
+    with pytest.raises(OpsRefused, match=r"voided"), Session.begin() as s:
+        ops.resend(s, failed.id, email="again@example.com")
+    with pytest.raises(OpsRefused, match=r"voided"), Session.begin() as s:
+        ops.replay(s, failed.id)
+    with Session() as s:
+        assert s.scalars(select(Delivery).where(Delivery.to_address == "again@example.com")).all() == []
