@@ -21,10 +21,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from delivery.addresses import UndeliverableAddress, deliverable_email
 from delivery.errors import NotFound, OpsRefused
 from delivery.lookups import (
     AttemptView,
@@ -69,8 +69,6 @@ __all__ = [
     "unsuppress",
 ]
 
-_EMAIL = TypeAdapter(EmailStr)
-
 REACHED = frozenset({S.SENDING, S.SENT, S.DELIVERED})
 """A gift in one of these may be in someone's inbox: its card stays valid on cancel."""
 
@@ -104,10 +102,9 @@ def _delivery(session: Session, delivery_id: int) -> Delivery:
 
 def _checked_email(address: str) -> str:
     try:
-        return str(_EMAIL.validate_python(address))
-    except ValidationError as exc:
-        reason = exc.errors()[0]["msg"]
-        raise OpsRefused(f"email: {reason}") from None
+        return deliverable_email(address)
+    except UndeliverableAddress as exc:
+        raise OpsRefused(f"email: {exc}") from None
 
 
 def _refuse_spent_card(session: Session, delivery: Delivery, what: str) -> None:
@@ -124,6 +121,23 @@ def _refuse_spent_card(session: Session, delivery: Delivery, what: str) -> None:
             f"the card of delivery {delivery.id} ({mask(card.last4)}) is voided; nothing to {what} "
             "(giftq ops reissue gives the line a new code)"
         )
+
+
+def _refuse_undeliverable(delivery: Delivery) -> None:
+    """A replay to an address no relay can carry would only fail again: say so, and what helps."""
+    if delivery.channel != Channel.EMAIL:
+        return
+    try:
+        deliverable_email(delivery.to_address or "")
+    except UndeliverableAddress as exc:
+        hint = (
+            f"; send it to a corrected address: giftq ops resend {delivery.id} --email ADDRESS"
+            if delivery.kind == DeliveryKind.GIFT
+            else ""
+        )
+        raise OpsRefused(
+            f"delivery {delivery.id} can never be sent to {delivery.to_address!r}: {exc}{hint}"
+        ) from None
 
 
 def _refuse_if_suppressed(session: Session, address: str | None) -> None:
@@ -145,6 +159,7 @@ def replay(session: Session, delivery_id: int) -> DeliveryView:
     if delivery.channel != Channel.EMAIL:
         raise OpsRefused(f"delivery {delivery_id} is {delivery.channel}: no sender for it yet")
     _refuse_spent_card(session, delivery, "send")
+    _refuse_undeliverable(delivery)
     _refuse_if_suppressed(session, delivery.to_address)
     now = utcnow()
     delivery.status = check(delivery.status, S.QUEUED)
@@ -212,10 +227,10 @@ def reissue(session: Session, line_id: int, *, email: str | None = None) -> Deli
     if line is None or line.card_id is None:
         raise NotFound(f"no issued order line {line_id}")
     old_card = line.card_id
-    card = get_card(session, old_card)
-    if card.status in (CardStatus.REDEEMED, CardStatus.VOIDED):
+    current = get_card(session, old_card)
+    if current.status in (CardStatus.REDEEMED, CardStatus.VOIDED):
         raise OpsRefused(
-            f"the card of line {line_id} ({mask(card.last4)}) is {card.status}; "
+            f"the card of line {line_id} ({mask(current.last4)}) is {current.status}; "
             "only an unredeemed, valid card can be reissued"
         )
     deliveries = list(

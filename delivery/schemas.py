@@ -28,7 +28,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StrictInt,
     StringConstraints,
@@ -39,6 +38,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from delivery import designs, scheduling
+from delivery.addresses import UndeliverableAddress, deliverable_email
 from delivery.errors import FieldError, InvalidOrder
 from ledger.marketplaces import MARKETPLACES
 
@@ -86,6 +86,13 @@ def _e164(value: str) -> str:
     return value
 
 
+def _email(value: str) -> str:
+    try:
+        return deliverable_email(value)
+    except UndeliverableAddress as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _marketplace(value: str) -> str:
     if value not in MARKETPLACES:
         raise ValueError(f"unknown marketplace (known: {', '.join(MARKETPLACES)})")
@@ -104,10 +111,19 @@ def _local_time(value: Any) -> Any:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError("is not a real date and time") from None
+        parsed = _leap_day(value)
     if not 2000 <= parsed.year < 2200:
         raise ValueError("year must be between 2000 and 2199")
     return parsed
+
+
+def _leap_day(value: str) -> dt.datetime:
+    """29 February in a common year is sent on 28 February (delivery.scheduling's rule)."""
+    year, month, day = int(value[0:4]), int(value[5:7]), int(value[8:10])
+    if (month, day) != (2, 29):
+        raise ValueError("is not a real date and time")
+    time = dt.time.fromisoformat(value[11:])
+    return dt.datetime.combine(scheduling.birthday_in(year, month, day), time)
 
 
 def _locale(value: str) -> str:
@@ -140,6 +156,12 @@ Phone = Annotated[
     str,
     StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$"),
     AfterValidator(_e164),
+]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=320),
+    AfterValidator(_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
 ]
 Marketplace = Annotated[
     str,
@@ -188,7 +210,7 @@ class _Model(BaseModel):
 
 class Purchaser(_Model):
     name: Name
-    email: EmailStr
+    email: Email
     locale: LocaleTag | None = None
     """The purchaser's language for the receipt and notices; default: the first line's marketplace."""
 
@@ -206,7 +228,7 @@ class PostalAddress(_Model):
 
 class Recipient(_Model):
     name: Name
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: Phone | None = Field(default=None, description="E.164, e.g. +14155550123")
     address: PostalAddress | None = None
     locale: LocaleTag | None = None

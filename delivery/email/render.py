@@ -32,6 +32,7 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 
+from delivery import designs
 from delivery.email.contexts import (
     DeliveryFailedEmail,
     EmailContext,
@@ -39,7 +40,6 @@ from delivery.email.contexts import (
     GiftEmail,
     OrderConfirmationEmail,
 )
-from delivery import designs
 from delivery.email.i18n import Localization, format_money, localization
 from giftq.settings import get_settings
 from ledger.marketplaces import get_marketplace

@@ -266,3 +266,26 @@ def test_resend_refuses_a_redeemed_or_voided_card(
         ops.replay(s, failed.id)
     with Session() as s:
         assert s.scalars(select(Delivery).where(Delivery.to_address == "again@example.com")).all() == []
+
+
+def test_replay_refuses_an_address_that_can_never_be_sent_to(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    issued_order()
+    stuck = gift(Session, "r0@example.com")
+    # A row written before intake refused non-ASCII mailbox names.
+    with Session.begin() as s:
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id == stuck.id)
+            .values(to_address="jörg@example.com", status="failed_permanent")
+        )
+    refusal = r"can never be sent.*must be ASCII.*ops resend"
+    with pytest.raises(OpsRefused, match=refusal), Session.begin() as s:
+        ops.replay(s, stuck.id)
+    with Session() as s:
+        assert s.get_one(Delivery, stuck.id).status == "failed_permanent"
+    with pytest.raises(OpsRefused, match=r"email: .*must be ASCII"), Session.begin() as s:
+        ops.resend(s, stuck.id, email="jörg@example.com")
+    with Session.begin() as s:
+        assert ops.resend(s, stuck.id, email="jorg@bücher.de").to_address == "jorg@xn--bcher-kva.de"

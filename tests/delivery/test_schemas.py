@@ -184,3 +184,68 @@ def test_published_schema_says_what_the_channel_needs() -> None:
         "FR",
         "JP",
     ]
+
+
+def test_leap_day_in_a_common_year_is_sent_on_the_28th(order_payload: Any) -> None:
+    order = schemas.parse_order(
+        order_payload(send_at={"local_time": "2027-02-29T09:00", "zone": "Europe/Berlin"})
+    )
+    send_at = order.lines[0].send_at
+    assert send_at is not None
+    assert send_at.local_time == dt.datetime(2027, 2, 28, 9, 0)
+    assert send_at.due_at() == dt.datetime(2027, 2, 28, 8, 0, tzinfo=dt.UTC)
+    leap = schemas.parse_order(order_payload(send_at={"local_time": "2028-02-29T09:00", "zone": "UTC"}))
+    assert leap.lines[0].send_at is not None
+    assert leap.lines[0].send_at.local_time == dt.datetime(2028, 2, 29, 9, 0)
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("jorg@bücher.de", "jorg@xn--bcher-kva.de"),
+        ("Robin@Example.COM", "Robin@example.com"),
+    ],
+)
+def test_internationalised_domains_are_kept_in_their_ascii_form(
+    order_payload: Any, given: str, kept: str
+) -> None:
+    payload = order_payload()
+    payload["purchaser"]["email"] = given
+    payload["lines"][0]["recipient"]["email"] = given
+    order = schemas.parse_order(payload)
+    assert order.purchaser.email == kept
+    assert order.lines[0].recipient.email == kept
+
+
+def test_a_non_ascii_mailbox_name_is_refused_with_the_reason(order_payload: Any) -> None:
+    payload = order_payload()
+    payload["lines"][0]["recipient"]["email"] = "jörg@example.de"
+    with pytest.raises(InvalidOrder) as caught:
+        schemas.parse_order(payload)
+    assert paths(caught.value) == {"lines.0.recipient.email"}
+    assert "must be ASCII" in str(caught.value)
+    assert "SMTPUTF8" in str(caught.value)
+
+
+def test_designs_are_the_folders_under_templates(order_payload: Any) -> None:
+    from delivery import designs
+
+    assert designs.known() == ("birthday", "classic", "holiday", "thank_you")
+    assert schemas.parse_order(order_payload(design="thank_you")).lines[0].design == "thank_you"
+    with pytest.raises(InvalidOrder) as caught:
+        schemas.parse_order(order_payload(design="neon"))
+    assert "unknown design (known: birthday, classic, holiday, thank_you)" in str(caught.value)
+    listed = schemas.order_json_schema()["$defs"]["OrderLine"]["properties"]["design"]
+    assert sorted(listed["enum"]) == list(designs.known())
+
+
+@pytest.mark.parametrize(("tag", "kept"), [("de-DE", "de_DE"), ("fr", "fr"), ("en_GB", "en_GB")])
+def test_readers_locales(order_payload: Any, tag: str, kept: str) -> None:
+    payload = order_payload()
+    payload["purchaser"]["locale"] = tag
+    payload["lines"][0]["recipient"]["locale"] = tag
+    order = schemas.parse_order(payload)
+    assert (order.purchaser.locale, order.lines[0].recipient.locale) == (kept, kept)
+    payload["purchaser"]["locale"] = "klingon-xx"
+    with pytest.raises(InvalidOrder, match=r"purchaser\.locale"):
+        schemas.parse_order(payload)
