@@ -23,6 +23,8 @@ from delivery.email import (
     OrderConfirmationEmail,
 )
 from delivery.models import Delivery, DeliveryKind, Order, OrderLine
+from delivery.reasons import FailureReason
+from delivery.reasons import parse as parse_reason
 from ledger import ClaimCode, reveal_codes
 from ledger.codes.text import mask
 from ledger.errors import NotFound
@@ -78,6 +80,26 @@ def _send_at_text(line: OrderLine) -> str | None:
         return None
     local = dt.datetime.fromisoformat(line.send_at_local)
     return f"{local:%Y-%m-%d %H:%M} ({line.send_at_zone})"
+
+
+_REASONS = {
+    FailureReason.UNREACHABLE: "We could not reach the mail server for {address} after {attempts} attempts.",
+    FailureReason.REFUSED: "The recipient's mail server refused the address {address}.",
+    FailureReason.SUPPRESSED: "Mail to {address} was refused permanently before, so we did not send "
+    "the gift there. Please check the address and ask us to send it again.",
+    FailureReason.UNDELIVERABLE: "The address {address} cannot receive this email.",
+    FailureReason.UNRENDERABLE: "We could not prepare the email for this gift.",
+    FailureReason.INTERRUPTED: "We could not send the gift after several attempts.",
+    FailureReason.OPTED_OUT: "The recipient asked not to receive messages at {address}.",
+}
+
+
+def _reason_text(notice: Delivery, gift: Delivery | None) -> str:
+    reason = parse_reason(notice.reason)
+    if reason is None:
+        return notice.reason or "The gift could not be delivered."
+    address = (gift.to_address if gift else None) or "the recipient"
+    return _REASONS[reason].format(address=address, attempts=gift.attempts if gift else 0)
 
 
 def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
@@ -138,6 +160,6 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
         channel=line.channel,
         amount=line.amount,
         marketplace=line.marketplace,
-        reason=delivery.reason or "The gift could not be delivered.",
+        reason=_reason_text(delivery, gift),
         order_ref=order_ref(order),
     )

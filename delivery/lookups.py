@@ -46,6 +46,8 @@ class DeliveryView:
     due_at: dt.datetime
     sent_at: dt.datetime | None
     parent_id: int | None
+    possible_duplicates: int = 0
+    """Times a worker died with this message in flight: it may have gone out twice."""
     log: tuple[AttemptView, ...] = ()
 
 
@@ -105,6 +107,7 @@ def _view(delivery: Delivery, last4: str | None, log: tuple[AttemptView, ...] = 
         due_at=delivery.due_at,
         sent_at=delivery.sent_at,
         parent_id=delivery.parent_id,
+        possible_duplicates=delivery.possible_duplicates,
         log=log,
     )
 

@@ -56,7 +56,7 @@ def _deliveries(rows: tuple[lookups.DeliveryView, ...] | list[lookups.DeliveryVi
             d.status,
             d.to_address or d.to_name,
             d.card or "",
-            str(d.attempts),
+            str(d.attempts) + (f" ({d.possible_duplicates} dup?)" if d.possible_duplicates else ""),
             (d.last_error or "")[:60],
         )
     return table

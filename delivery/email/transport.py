@@ -40,7 +40,7 @@ import ssl
 import threading
 import weakref
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -150,17 +150,23 @@ class SmtpTransport:
 
     # --- public, synchronous ----------------------------------------------------------
 
-    def send_batch(self, envelopes: Iterable[Envelope]) -> list[SendOutcome]:
+    def send_batch(
+        self, envelopes: Iterable[Envelope], on_outcome: Callable[[SendOutcome], None] | None = None
+    ) -> list[SendOutcome]:
         """Send every envelope over the kept-open connection; one outcome each, in order.
 
         Blocks until the batch is done. Never raises for an SMTP or network failure:
         those are outcomes. Call it from synchronous code (a Celery task, a CLI).
+        ``on_outcome`` is called with each outcome as soon as it is known, before the
+        next envelope is sent, so that the caller can record an acceptance durably and a
+        crash mid-batch leaves at most the envelope in flight unrecorded. It runs on the
+        transport's loop thread and must not raise.
         """
         batch = list(envelopes)
         if not batch:
             return []
         worker = self._worker_thread()
-        return worker.run(self._send_batch(batch, worker.batch_lock))
+        return worker.run(self._send_batch(batch, worker.batch_lock, on_outcome or _ignore))
 
     def close(self) -> None:
         """Say QUIT, close the connection and stop the loop thread (shutdown; idempotent).
@@ -205,7 +211,10 @@ class SmtpTransport:
 
     # --- on the loop ------------------------------------------------------------------
 
-    async def _send_batch(self, batch: list[Envelope], lock: asyncio.Lock) -> list[SendOutcome]:
+    async def _send_batch(
+        self, batch: list[Envelope], lock: asyncio.Lock, on_outcome: Callable[[SendOutcome], None]
+    ) -> list[SendOutcome]:
+        outcomes = _Reported(on_outcome)
         async with lock:
             try:
                 client = await self._ready_client()
@@ -218,9 +227,9 @@ class SmtpTransport:
                     len(batch),
                     failure.detail,
                 )
-                return [_unsent(envelope, failure) for envelope in batch]
+                outcomes.extend(_unsent(envelope, failure) for envelope in batch)
+                return outcomes
 
-            outcomes: list[SendOutcome] = []
             pending = deque(batch)
             reconnected = False
             while pending:
@@ -475,3 +484,23 @@ def close_transport() -> None:
 # A clean QUIT when the interpreter exits normally. Forked pool children end with
 # os._exit and skip this: they close through Celery's worker_process_shutdown signal.
 atexit.register(close_transport)
+
+
+def _ignore(_: SendOutcome) -> None:
+    return None
+
+
+class _Reported(list[SendOutcome]):
+    """The batch's outcomes, each handed to the caller's callback as it is added."""
+
+    def __init__(self, report: Callable[[SendOutcome], None]) -> None:
+        super().__init__()
+        self._report = report
+
+    def append(self, outcome: SendOutcome) -> None:
+        super().append(outcome)
+        self._report(outcome)
+
+    def extend(self, outcomes: Iterable[SendOutcome]) -> None:
+        for outcome in outcomes:
+            self.append(outcome)
