@@ -30,12 +30,13 @@ from typing import Protocol
 from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from delivery import compose, notices
-from delivery.email import (
+from delivery import notices
+from delivery.channels.email import (
     EmailContext,
     Envelope,
     SendOutcome,
     build_message,
+    compose,
     get_transport,
     render_email,
 )
@@ -47,10 +48,10 @@ from delivery.models import (
     Order,
     SuppressedAddress,
 )
+from delivery.orders.schemas import Channel
 from delivery.outbox import enqueue_after_commit
 from delivery.reasons import FailureReason
 from delivery.retry import FailureKind, RetrySchedule, classify
-from delivery.schemas import Channel
 from delivery.states import DeliveryStatus as S
 from delivery.states import check
 from giftq.db import utcnow
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 
 
 class Transport(Protocol):
-    """What :func:`send` needs from a channel back end (``delivery.email`` provides one)."""
+    """What :func:`send` needs from a channel back end (``delivery.channels.email`` provides one)."""
 
     def send_batch(
         self, envelopes: list[Envelope], on_outcome: Callable[[SendOutcome], None] | None = None

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from delivery.schemas import Channel
+from delivery.orders.schemas import Channel
 from delivery.states import DeliveryStatus
 from giftq.db import Base, BigId, UTCDateTime, bigid_pk, minor_units, sql_in, utc_datetime, utcnow
 

@@ -14,9 +14,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from delivery.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryKind, Order, SuppressedAddress
+from delivery.orders.schemas import Channel
 from delivery.outbox import enqueue_deliveries
 from delivery.reasons import FailureReason
-from delivery.schemas import Channel
 from delivery.states import DeliveryStatus
 from giftq.db import is_sqlite, utcnow
 

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from delivery.models import Delivery, Order, OrderStatus
 from delivery.notices import interrupted, notify_failure
+from delivery.orders.processing import SENDERS
 from delivery.outbox import enqueue_after_commit, enqueue_deliveries
-from delivery.processing import SENDERS
 from delivery.reasons import FailureReason
 from delivery.retry import RetrySchedule
 from delivery.states import DeliveryStatus as S

@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from delivery import due, lookups, ops, sweeper
+from delivery import due, ops, sweeper
 from delivery.errors import DeliveryError
+from delivery.ops import lookups
 from giftq.db import session_factory
 from ledger.marketplaces import get_marketplace
 

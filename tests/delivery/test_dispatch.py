@@ -183,7 +183,7 @@ def test_a_row_that_cannot_be_rendered_fails_alone(
 def test_smtp_server_down_means_retry(
     Session: sessionmaker[Session], issued_order: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from delivery.email import close_transport
+    from delivery.channels.email import close_transport
 
     monkeypatch.setenv("GIFTQ_SMTP_PORT", "1")
     reset_settings()

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from delivery.email.sink import SmtpServerThread
+from delivery.channels.email.sink import SmtpServerThread
 from delivery.models import Delivery, Order, OrderLine
 from giftq.db import make_engine
 from ledger.models import Card

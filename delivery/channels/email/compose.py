@@ -1,0 +1,165 @@
+"""What each email of a batch says, composed from our rows.
+
+:func:`load` reads, once per batch, what the emails need besides their delivery rows
+(the order lines; for a notice, the gift it is about; for gifts, the ledger's cards);
+:func:`context` turns one delivery into the email channel's context. A gift's claim
+code is revealed here, into memory only (the context keeps it out of ``repr``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from delivery.channels.email import (
+    ConfirmationLine,
+    DeliveryFailedEmail,
+    EmailContext,
+    GiftDeliveredEmail,
+    GiftEmail,
+    OrderConfirmationEmail,
+)
+from delivery.models import Delivery, DeliveryKind, Order, OrderLine
+from delivery.reasons import FailureReason
+from delivery.reasons import parse as parse_reason
+from ledger import ClaimCode, reveal_codes
+from ledger.codes.text import mask
+from ledger.errors import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a batch's emails need besides their rows, loaded once per batch."""
+
+    lines_by_order: dict[int, list[OrderLine]]
+    lines_by_id: dict[int, OrderLine]
+    parents: dict[int, Delivery]
+    codes: dict[int, ClaimCode]
+    """The batch's gift codes by card id, decrypted in one query, in memory only."""
+
+
+def load(session: Session, deliveries: list[Delivery]) -> Loaded:
+    lines = _lines_of(session, deliveries)
+    card_ids = [d.card_id for d in deliveries if d.kind == DeliveryKind.GIFT and d.card_id is not None]
+    return Loaded(
+        lines,
+        {line.id: line for order_lines in lines.values() for line in order_lines},
+        _parents(session, deliveries),
+        reveal_codes(session, card_ids),
+    )
+
+
+def _lines_of(session: Session, deliveries: list[Delivery]) -> dict[int, list[OrderLine]]:
+    """Lines by order: every line for a confirmation, the delivery's own line otherwise."""
+    confirm = {d.order_id for d in deliveries if d.kind == DeliveryKind.CONFIRMATION}
+    own = {d.line_id for d in deliveries if d.line_id is not None}
+    by_order: dict[int, list[OrderLine]] = {}
+    if confirm or own:
+        query = select(OrderLine).where(or_(OrderLine.order_id.in_(confirm), OrderLine.id.in_(own)))
+        for line in session.scalars(query.order_by(OrderLine.order_id, OrderLine.position)):
+            by_order.setdefault(line.order_id, []).append(line)
+    return by_order
+
+
+def _parents(session: Session, deliveries: list[Delivery]) -> dict[int, Delivery]:
+    ids = {d.parent_id for d in deliveries if d.parent_id is not None and d.kind != DeliveryKind.GIFT}
+    if not ids:
+        return {}
+    return {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
+
+
+def order_ref(order: Order) -> str:
+    return order.reference or f"GQ-{order.id}"
+
+
+def _send_at_text(line: OrderLine) -> str | None:
+    if line.send_at_local is None:
+        return None
+    local = dt.datetime.fromisoformat(line.send_at_local)
+    return f"{local:%Y-%m-%d %H:%M} ({line.send_at_zone})"
+
+
+_REASONS = {
+    FailureReason.UNREACHABLE: "We could not reach the mail server for {address} after {attempts} attempts.",
+    FailureReason.REFUSED: "The recipient's mail server refused the address {address}.",
+    FailureReason.SUPPRESSED: "Mail to {address} was refused permanently before, so we did not send "
+    "the gift there. Please check the address and ask us to send it again.",
+    FailureReason.UNDELIVERABLE: "The address {address} cannot receive this email.",
+    FailureReason.UNRENDERABLE: "We could not prepare the email for this gift.",
+    FailureReason.INTERRUPTED: "We could not send the gift after several attempts.",
+    FailureReason.OPTED_OUT: "The recipient asked not to receive messages at {address}.",
+}
+
+
+def _reason_text(notice: Delivery, gift: Delivery | None) -> str:
+    reason = parse_reason(notice.reason)
+    if reason is None:
+        return notice.reason or "The gift could not be delivered."
+    address = (gift.to_address if gift else None) or "the recipient"
+    return _REASONS[reason].format(address=address, attempts=gift.attempts if gift else 0)
+
+
+def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
+    """The email channel's context for one delivery (raises on rows that cannot make one)."""
+    order_lines = loaded.lines_by_order.get(order.id, [])
+    if delivery.kind == DeliveryKind.CONFIRMATION:
+        return OrderConfirmationEmail(
+            purchaser_name=order.purchaser_name,
+            purchaser_email=delivery.to_address or order.purchaser_email,
+            order_ref=order_ref(order),
+            marketplace=order_lines[0].marketplace,
+            lines=tuple(
+                ConfirmationLine(
+                    recipient_name=line.recipient_name,
+                    channel=line.channel,
+                    amount=line.amount,
+                    marketplace=line.marketplace,
+                    masked_code=mask(line.card_last4) if line.card_last4 else None,
+                    send_at=_send_at_text(line),
+                )
+                for line in order_lines
+            ),
+            ordered_at=order.created_at,
+        )
+    line = loaded.lines_by_id[delivery.line_id or 0]
+    if delivery.kind == DeliveryKind.GIFT:
+        if delivery.card_id is None:
+            raise ValueError(f"gift delivery {delivery.id} has no card")
+        code = loaded.codes.get(delivery.card_id)
+        if code is None:
+            raise NotFound(f"no card {delivery.card_id}")
+        return GiftEmail(
+            recipient_name=delivery.to_name,
+            recipient_email=delivery.to_address or "",
+            sender_name=order.purchaser_name,
+            amount=line.amount,
+            marketplace=line.marketplace,
+            message=line.message,
+            code=code.reveal(),
+            design=line.design,
+        )
+    gift = loaded.parents.get(delivery.parent_id or 0)
+    recipient_name = gift.to_name if gift else line.recipient_name
+    if delivery.kind == DeliveryKind.DELIVERED_NOTICE:
+        return GiftDeliveredEmail(
+            purchaser_name=order.purchaser_name,
+            purchaser_email=delivery.to_address or order.purchaser_email,
+            recipient_name=recipient_name,
+            channel=line.channel,
+            amount=line.amount,
+            marketplace=line.marketplace,
+            order_ref=order_ref(order),
+        )
+    return DeliveryFailedEmail(
+        purchaser_name=order.purchaser_name,
+        purchaser_email=delivery.to_address or order.purchaser_email,
+        recipient_name=recipient_name,
+        channel=line.channel,
+        amount=line.amount,
+        marketplace=line.marketplace,
+        reason=_reason_text(delivery, gift),
+        order_ref=order_ref(order),
+    )
