@@ -17,7 +17,7 @@ queue until ops fix it, not tell every purchaser that their gift failed for good
 
 ``detail`` carries the server's words for ops (single line, at most 300 characters).
 It never holds a message body: the transport only passes SMTP replies and exception
-types here, and anything shaped like a claim code is masked anyway.
+types here, and any claim code in them is masked anyway (the ledger's redaction).
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from typing import Literal
 
 import aiosmtplib
 
+from ledger.codes.redact import redact
+
 FailureKind = Literal["retryable", "permanent"]
 
 MAX_DETAIL_CHARS = 300
 
-# Claim-code shapes (grouped XXXX-XXXX-XXXX-XXXXX, or 16-17 symbols in a run): masked.
-_CODE_LIKE = re.compile(r"\b[0-9A-Z]{4}(?:-[0-9A-Z]{4,5}){2,}(?:-[0-9A-Z]{1,5})?\b|\b[0-9A-Z]{16,17}\b")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 # The relay refused the session itself (not the recipient): fix the configuration, retry.
@@ -134,7 +134,7 @@ def _text(value: bytes | str) -> str:
 
 def _detail(text: str) -> str:
     text = " ".join(_CONTROL.sub(" ", text).split())
-    text = _CODE_LIKE.sub("[masked]", text)
+    text = redact(text)
     if len(text) > MAX_DETAIL_CHARS:
         text = text[: MAX_DETAIL_CHARS - 1] + "…"
     return text
