@@ -14,8 +14,8 @@ import datetime as dt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from delivery.models import Delivery
-from delivery.orders.processing import SENDERS
+from delivery.channels import registry
+from delivery.models import Channel, Delivery
 from delivery.outbox import enqueue_deliveries
 from delivery.states import DeliveryStatus as S
 from giftq.db import utcnow
@@ -32,7 +32,7 @@ def release_due(session: Session, *, limit: int = 1000, now: dt.datetime | None 
             .where(
                 Delivery.status.in_(RELEASED_FROM),
                 Delivery.due_at <= now,
-                Delivery.channel.in_(sorted(SENDERS)),
+                Delivery.channel.in_(sorted(registry.configured())),
             )
             .order_by(Delivery.due_at)
             .limit(limit)
@@ -41,14 +41,16 @@ def release_due(session: Session, *, limit: int = 1000, now: dt.datetime | None 
     )
     if not ids:
         return []
-    released = list(
-        session.scalars(
-            update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status.in_(RELEASED_FROM))
-            .values(status=S.QUEUED, updated_at=now)
-            .returning(Delivery.id),
-            execution_options={"synchronize_session": False},
-        )
-    )
-    enqueue_deliveries(session, sorted(released))
-    return released
+    released = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.status.in_(RELEASED_FROM))
+        .values(status=S.QUEUED, updated_at=now)
+        .returning(Delivery.id, Delivery.channel),
+        execution_options={"synchronize_session": False},
+    ).all()
+    by_channel: dict[Channel, list[int]] = {}
+    for delivery_id, channel in released:
+        by_channel.setdefault(channel, []).append(delivery_id)
+    for channel, delivery_ids in sorted(by_channel.items()):
+        enqueue_deliveries(session, channel, sorted(delivery_ids))
+    return sorted(i for i, _ in released)

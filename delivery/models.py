@@ -25,9 +25,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from delivery.orders.schemas import Channel
+from delivery.reasons import FailureReason
 from delivery.states import DeliveryStatus
-from giftq.db import Base, BigId, UTCDateTime, bigid_pk, minor_units, sql_in, utc_datetime, utcnow
+from giftq.db import Base, BigId, EnumText, UTCDateTime, bigid_pk, minor_units, sql_in, utc_datetime, utcnow
+
+
+class Channel(StrEnum):
+    """How a gift reaches its recipient; each has a folder under ``delivery/channels``."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PRINTABLE = "printable"
+    PHYSICAL = "physical"
 
 
 class OrderStatus(StrEnum):
@@ -73,7 +82,7 @@ class Order(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     """SHA-256 of the validated order: the same key with another order is a conflict."""
     reference: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.RECEIVED)
+    status: Mapped[OrderStatus] = mapped_column(EnumText(OrderStatus, 16), default=OrderStatus.RECEIVED)
     purchaser_name: Mapped[str] = mapped_column(String(100))
     purchaser_email: Mapped[str] = mapped_column(String(320))
     purchaser_locale: Mapped[str | None] = mapped_column(String(20))
@@ -96,7 +105,7 @@ class OrderLine(Base):
     id: Mapped[bigid_pk]
     order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id"))
     position: Mapped[int] = mapped_column(Integer)
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[Channel] = mapped_column(EnumText(Channel, 16))
     amount: Mapped[minor_units]
     marketplace: Mapped[str] = mapped_column(String(2))
     design: Mapped[str] = mapped_column(String(32))
@@ -129,9 +138,9 @@ class Delivery(Base):
     order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id"), index=True)
     line_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("order_lines.id"), index=True)
     card_id: Mapped[int | None] = mapped_column(BigId, index=True)
-    kind: Mapped[str] = mapped_column(String(24))
-    channel: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[DeliveryKind] = mapped_column(EnumText(DeliveryKind, 24))
+    channel: Mapped[Channel] = mapped_column(EnumText(Channel, 16))
+    status: Mapped[DeliveryStatus] = mapped_column(EnumText(DeliveryStatus, 24))
     to_name: Mapped[str] = mapped_column(String(100))
     to_address: Mapped[str | None] = mapped_column(String(320))
     """Email address or phone number; NULL for a physical shipment (the line has it)."""
@@ -140,6 +149,8 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     possible_duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Times a worker died while this message was in flight: it may have gone out twice."""
+    provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The provider's id for the accepted message (an SMS message SID): its reports name it."""
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     """Id of the task that moved it to ``sending``: a redelivered task may take it back."""
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -160,7 +171,7 @@ class DeliveryAttempt(Base):
     id: Mapped[bigid_pk]
     delivery_id: Mapped[int] = mapped_column(BigId, ForeignKey("deliveries.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[AttemptOutcome] = mapped_column(EnumText(AttemptOutcome, 16))
     code: Mapped[int | None] = mapped_column(Integer)
     """The provider's status code (SMTP reply code, HTTP status), if it answered."""
     response: Mapped[str] = mapped_column(Text, default="")
@@ -180,3 +191,38 @@ class SuppressedAddress(Base):
     response: Mapped[str] = mapped_column(Text, default="")
     delivery_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("deliveries.id"))
     created_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
+
+
+def new_delivery_row(
+    *,
+    order_id: int,
+    kind: DeliveryKind,
+    channel: Channel,
+    to_name: str,
+    to_address: str | None,
+    due_at: dt.datetime,
+    now: dt.datetime,
+    status: DeliveryStatus = DeliveryStatus.QUEUED,
+    line_id: int | None = None,
+    card_id: int | None = None,
+    parent_id: int | None = None,
+    reason: FailureReason | None = None,
+) -> dict[str, Any]:
+    """The values of a new delivery row (insert many at once with ``insert(Delivery)``)."""
+    return {
+        "order_id": order_id,
+        "line_id": line_id,
+        "card_id": card_id,
+        "kind": kind.value,
+        "channel": channel.value,
+        "status": status.value,
+        "to_name": to_name,
+        "to_address": to_address,
+        "due_at": due_at,
+        "attempts": 0,
+        "possible_duplicates": 0,
+        "reason": reason.value if reason is not None else None,
+        "parent_id": parent_id,
+        "created_at": now,
+        "updated_at": now,
+    }

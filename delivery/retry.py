@@ -8,8 +8,17 @@ SMTP 5xx (550 no such mailbox)         permanent
 HTTP 429 and 5xx                       retryable
 other HTTP 4xx (invalid number)        permanent
 connection refused / lost, timeouts    retryable
-anything else (a bug, bad data)        permanent: retrying cannot fix it; ops replays
+anything else                          retryable, within the schedule
 =====================================  ===========
+
+This is the one policy; each channel's classifier (``channels/email/failures.py``,
+``channels/sms/failures.py``) decides what its provider's codes mean and falls back to
+:func:`classify` for anything it does not recognise. An unknown error is retried: it
+is as likely a passing fault (a library's hiccup on reconnect) as a bug, the schedule
+bounds the cost (8 attempts over about 11.5 hours, each in the attempts log for ops),
+and telling a purchaser "failed for good" about a passing fault cannot be taken back.
+What is known to be permanent is said so where it is known: a message that cannot be
+rendered, an address a relay refused with 5xx, an invalid number.
 
 :class:`RetrySchedule` says how long to wait after the n-th failure: the delays are data
 (``GIFTQ_RETRY_SCHEDULE_SECONDS``), each spread by +/- ``jitter`` so that a burst of
@@ -32,9 +41,6 @@ class FailureKind(StrEnum):
     PERMANENT = "permanent"
 
 
-_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
-
-
 def classify(
     *,
     smtp_code: int | None = None,
@@ -48,9 +54,7 @@ def classify(
         if http_status == 429 or http_status >= 500:
             return FailureKind.RETRYABLE
         return FailureKind.PERMANENT
-    if error is not None and isinstance(error, _TRANSIENT_ERRORS):
-        return FailureKind.RETRYABLE
-    return FailureKind.PERMANENT
+    return FailureKind.RETRYABLE
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,12 @@ from typing import Any
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from delivery.models import Delivery, Order, OrderStatus
-from delivery.notices import interrupted, notify_failure
-from delivery.orders.processing import SENDERS
+from delivery import lifecycle
+from delivery.channels import registry
+from delivery.models import Channel, Delivery, Order, OrderStatus
 from delivery.outbox import enqueue_after_commit, enqueue_deliveries
-from delivery.reasons import FailureReason
 from delivery.retry import RetrySchedule
 from delivery.states import DeliveryStatus as S
-from delivery.states import check
 from giftq.db import utcnow
 from giftq.settings import get_settings
 
@@ -72,13 +70,13 @@ def sweep(session: Session, *, now: dt.datetime | None = None) -> SweepReport:
         .where(
             Delivery.status == S.QUEUED,
             Delivery.updated_at < stuck,
-            Delivery.channel.in_(sorted(SENDERS)),
+            Delivery.channel.in_(sorted(registry.configured())),
         )
         .order_by(Delivery.id),
         Delivery,
         now,
     )
-    enqueue_deliveries(session, queued)
+    _enqueue(session, queued)
     recovered, abandoned = _recover_sending(
         session, now - dt.timedelta(seconds=settings.sweep_sending_after_seconds), now
     )
@@ -114,20 +112,30 @@ def _recover_sending(session: Session, before: dt.datetime, now: dt.datetime) ->
     in_flight: dict[str | None, int] = {}
     for delivery, _ in rows:
         in_flight[delivery.claimed_by] = min(delivery.id, in_flight.get(delivery.claimed_by, delivery.id))
-    interrupted(session, sorted(in_flight.values()), now)
+    lifecycle.interrupted(session, sorted(in_flight.values()), now)
     recovered: list[int] = []
     abandoned = 0
     for delivery, order in rows:
         session.refresh(delivery, ["attempts"])
-        delivery.updated_at = now
-        delivery.claimed_by = None
         if delivery.attempts >= schedule.max_attempts:
-            delivery.status = check(delivery.status, S.FAILED_PERMANENT)
-            notify_failure(session, delivery, order, FailureReason.INTERRUPTED, now)
+            lifecycle.abandon(session, delivery, order, now)
             abandoned += 1
         else:
-            delivery.status = check(delivery.status, S.QUEUED)
+            lifecycle.requeue(delivery, now)
             recovered.append(delivery.id)
     session.flush()
-    enqueue_deliveries(session, recovered)
+    _enqueue(session, recovered)
     return recovered, abandoned
+
+
+def _enqueue(session: Session, delivery_ids: list[int]) -> None:
+    """Enqueue deliveries to their channels' workers (after commit)."""
+    if not delivery_ids:
+        return
+    by_channel: dict[Channel, list[int]] = {}
+    for delivery_id, channel in session.execute(
+        select(Delivery.id, Delivery.channel).where(Delivery.id.in_(delivery_ids)).order_by(Delivery.id)
+    ):
+        by_channel.setdefault(channel, []).append(delivery_id)
+    for channel, ids in by_channel.items():
+        enqueue_deliveries(session, channel, ids)

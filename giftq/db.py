@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Dialect, Engine, Integer, MetaData, String, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -63,6 +64,28 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 bigid_pk = Annotated[int, mapped_column(BigId, primary_key=True, autoincrement=True)]
 minor_units = Annotated[int, mapped_column(BigInteger)]
 utc_datetime = Annotated[dt.datetime, mapped_column(UTCDateTime())]
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A ``StrEnum`` kept as its text value (plus a CHECK in the table): typed in Python,
+    portable in SQL, and a new member is one constraint swap on either engine."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        # A value that is not a member is a bug: refuse it here, before the CHECK does.
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 def sql_in(column: str, values: Iterable[str]) -> str:

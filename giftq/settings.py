@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     delivered_notice_max_lines: int = Field(default=5, ge=0)
     """Purchasers hear of each delivered gift only for orders up to this many lines."""
 
+    # --- channels: the back end of each ("none": its deliveries wait, listed by giftq ops failures) ---
+    sms_backend: Literal["twilio", "sink", "none"] = "none"
+    printable_backend: Literal["email", "none"] = "none"
+    fulfilment_backend: Literal["file", "http", "none"] = "none"
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

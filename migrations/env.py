@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-import delivery.models  # noqa: F401 - registers the delivery tables for autogenerate
-import ledger.models  # noqa: F401 - registers the ledger tables for autogenerate
-from giftq.db import Base, make_engine
+from giftq.db import make_engine
+from migrations.metadata import include_object, target_metadata
 
 config = context.config
-target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
@@ -20,6 +18,7 @@ def run_migrations_online() -> None:
             context.configure(
                 connection=connection,
                 target_metadata=target_metadata,
+                include_object=include_object,
                 render_as_batch=connection.dialect.name == "sqlite",
                 transaction_per_migration=True,
             )

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from delivery.addresses import UndeliverableAddress, deliverable_email
+from delivery import lifecycle
+from delivery.addresses import UndeliverableAddress, deliverable_email, deliverable_phone
+from delivery.channels import registry
 from delivery.errors import NotFound, OpsRefused
-from delivery.models import Delivery, DeliveryKind, Order, OrderLine, OrderStatus, SuppressedAddress
+from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine, OrderStatus, SuppressedAddress
 from delivery.ops.lookups import (
     AttemptView,
     CardLookup,
@@ -40,9 +42,8 @@ from delivery.ops.lookups import (
     views,
 )
 from delivery.orders.processing import card_reference, gift_delivery
-from delivery.orders.schemas import Channel
 from delivery.outbox import enqueue_deliveries
-from delivery.states import FINAL_FAILURES, PENDING, check
+from delivery.states import FINAL_FAILURES, PENDING
 from delivery.states import DeliveryStatus as S
 from giftq.db import utcnow
 from ledger import CardSpec, get_card, issue_cards, void_card
@@ -123,6 +124,11 @@ def _refuse_spent_card(session: Session, delivery: Delivery, what: str) -> None:
         )
 
 
+def _refuse_unconfigured(channel: str) -> None:
+    if Channel(channel) not in registry.configured():
+        raise OpsRefused(f"{registry.unconfigured_reason(channel)}; nothing can send it yet")
+
+
 def _refuse_undeliverable(delivery: Delivery) -> None:
     """A replay to an address no relay can carry would only fail again: say so, and what helps."""
     if delivery.channel != Channel.EMAIL:
@@ -156,18 +162,13 @@ def replay(session: Session, delivery_id: int) -> DeliveryView:
     delivery = _delivery(session, delivery_id)
     if delivery.status not in FINAL_FAILURES:
         raise OpsRefused(f"delivery {delivery_id} is {delivery.status}; only final failures are replayed")
-    if delivery.channel != Channel.EMAIL:
-        raise OpsRefused(f"delivery {delivery_id} is {delivery.channel}: no sender for it yet")
+    _refuse_unconfigured(delivery.channel)
     _refuse_spent_card(session, delivery, "send")
     _refuse_undeliverable(delivery)
     _refuse_if_suppressed(session, delivery.to_address)
-    now = utcnow()
-    delivery.status = check(delivery.status, S.QUEUED)
-    delivery.due_at = now
-    delivery.updated_at = now
-    delivery.claimed_by = None
+    lifecycle.requeue(delivery, utcnow())
     session.flush()
-    enqueue_deliveries(session, [delivery.id])
+    enqueue_deliveries(session, delivery.channel, [delivery.id])
     return views(session, [delivery], with_log=False)[0]
 
 
@@ -175,8 +176,8 @@ def replay_failures(session: Session, *, order_id: int | None = None, limit: int
     """Replay every listed failure that can go again (suppressed addresses are skipped)."""
     replayed = []
     for view in list_failures(session, order_id=order_id, limit=limit):
-        if view.channel != Channel.EMAIL:
-            continue
+        if view.status not in FINAL_FAILURES:
+            continue  # waiting for a channel's back end: nothing to replay
         try:
             replay(session, view.id)
         except OpsRefused:
@@ -185,12 +186,16 @@ def replay_failures(session: Session, *, order_id: int | None = None, limit: int
     return replayed
 
 
-def resend(session: Session, delivery_id: int, *, email: str) -> DeliveryView:
-    """Send the same card again to a corrected email address, as a new delivery."""
-    address = _checked_email(email)
+def resend(
+    session: Session, delivery_id: int, *, email: str | None = None, phone: str | None = None
+) -> DeliveryView:
+    """Send the same card again to a corrected address (email or mobile number), as a new delivery."""
     original = _delivery(session, delivery_id)
-    if original.kind != DeliveryKind.GIFT or original.channel != Channel.EMAIL:
-        raise OpsRefused(f"delivery {delivery_id} is not an email gift; only those can be resent")
+    if original.kind != DeliveryKind.GIFT or original.channel not in (Channel.EMAIL, Channel.SMS):
+        raise OpsRefused(
+            f"delivery {delivery_id} is not an email or text gift; only those can be resent to an address"
+        )
+    address = _corrected_address(Channel(original.channel), email=email, phone=phone)
     if original.status == S.SENDING:
         raise OpsRefused(f"delivery {delivery_id} is being sent right now; try again in a minute")
     if original.status == S.CANCELLED:
@@ -202,8 +207,7 @@ def resend(session: Session, delivery_id: int, *, email: str) -> DeliveryView:
     _refuse_if_suppressed(session, address)
     now = utcnow()
     if original.status in PENDING:
-        original.status = check(original.status, S.CANCELLED)
-        original.updated_at = now
+        lifecycle.cancel(original, now)
     return _new_gift(
         session,
         line,
@@ -215,9 +219,28 @@ def resend(session: Session, delivery_id: int, *, email: str) -> DeliveryView:
     )
 
 
-def reissue(session: Session, line_id: int, *, email: str | None = None) -> DeliveryView:
-    """Void the line's card, issue a new code for the same value, and deliver it."""
-    address = _checked_email(email) if email is not None else None
+def _corrected_address(channel: Channel, *, email: str | None, phone: str | None) -> str:
+    wanted, given, other = (
+        ("--email", email, phone) if channel == Channel.EMAIL else ("--phone", phone, email)
+    )
+    if given is None or other is not None:
+        raise OpsRefused(f"a {channel} gift is resent with {wanted} and nothing else")
+    if channel == Channel.EMAIL:
+        return _checked_email(given)
+    try:
+        return deliverable_phone(given)
+    except UndeliverableAddress as exc:
+        raise OpsRefused(f"phone: {exc}") from None
+
+
+def reissue(
+    session: Session, line_id: int, *, email: str | None = None, phone: str | None = None
+) -> DeliveryView:
+    """Void the line's card, issue a new code for the same value, and deliver it.
+
+    An email or text gift may go to a corrected address (``email`` / ``phone``); by
+    default it goes where the last one went.
+    """
     line = session.scalars(
         select(OrderLine)
         .where(OrderLine.id == line_id)
@@ -244,9 +267,8 @@ def reissue(session: Session, line_id: int, *, email: str | None = None) -> Deli
     if any(d.status == S.SENDING for d in deliveries):
         raise OpsRefused(f"the card of line {line_id} is being sent right now; try again in a minute")
     last = deliveries[-1] if deliveries else None
-    if address is None and line.channel == Channel.EMAIL:
-        address = last.to_address if last else line.recipient_email
-    _refuse_if_suppressed(session, address if line.channel == Channel.EMAIL else None)
+    address = _reissue_address(line, last, email=email, phone=phone)
+    _refuse_if_suppressed(session, address)
     try:
         void_card(session, old_card, idempotency_key=f"giftq:reissue:void:{old_card}")
     except InvalidState as exc:
@@ -266,14 +288,9 @@ def reissue(session: Session, line_id: int, *, email: str | None = None) -> Deli
     now = utcnow()
     for d in deliveries:
         if d.status in PENDING:
-            d.status = check(d.status, S.CANCELLED)
-            d.updated_at = now
+            lifecycle.cancel(d, now)
     line.card_id, line.card_last4 = card.card_id, card.last4
     to_name = last.to_name if last else line.recipient_name
-    if line.channel == Channel.SMS:
-        address = line.recipient_phone
-    elif line.channel == Channel.PHYSICAL:
-        address = None
     return _new_gift(
         session,
         line,
@@ -283,6 +300,19 @@ def reissue(session: Session, line_id: int, *, email: str | None = None) -> Deli
         parent_id=last.id if last else None,
         now=now,
     )
+
+
+def _reissue_address(
+    line: OrderLine, last: Delivery | None, *, email: str | None, phone: str | None
+) -> str | None:
+    channel = Channel(line.channel)
+    if email is not None or phone is not None:
+        if channel not in (Channel.EMAIL, Channel.SMS):
+            raise OpsRefused(f"line {line.id} is {channel}: it has no address to correct")
+        return _corrected_address(channel, email=email, phone=phone)
+    if last is not None:
+        return last.to_address
+    return {Channel.EMAIL: line.recipient_email, Channel.SMS: line.recipient_phone}.get(channel)
 
 
 def _new_gift(
@@ -295,13 +325,13 @@ def _new_gift(
     parent_id: int | None,
     now: dt.datetime,
 ) -> DeliveryView:
-    values = gift_delivery(line, card_id, to_address=address, now=now, parent_id=parent_id)
-    values["to_name"] = to_name
-    delivery = Delivery(**values)
+    delivery = Delivery(
+        **gift_delivery(line, card_id, to_address=address, now=now, parent_id=parent_id, to_name=to_name)
+    )
     session.add(delivery)
     session.flush()
     if delivery.status == S.QUEUED:
-        enqueue_deliveries(session, [delivery.id])
+        enqueue_deliveries(session, delivery.channel, [delivery.id])
     return views(session, [delivery], with_log=False)[0]
 
 
@@ -325,8 +355,7 @@ def cancel_order(session: Session, order_id: int) -> CancelReport:
     ):
         # Every unsent send stops, whichever card it carries: resends and reissues too.
         if d.status in PENDING:
-            d.status = check(d.status, S.CANCELLED)
-            d.updated_at = now
+            lifecycle.cancel(d, now)
             report.cancelled_deliveries.append(d.id)
         if d.card_id is not None:
             gifts.setdefault(d.card_id, []).append(d)

@@ -7,14 +7,16 @@ code); the code itself is never read here.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from delivery.channels import registry
 from delivery.errors import NotFound
 from delivery.models import Delivery, DeliveryAttempt, Order, OrderLine, SuppressedAddress
-from delivery.states import FINAL_FAILURES
+from delivery.states import FINAL_FAILURES, DeliveryStatus
+from giftq.db import utcnow
 from ledger import CardView, get_card
 from ledger.codes.text import mask
 from ledger.errors import LedgerError
@@ -187,14 +189,32 @@ def lookup_card(session: Session, card_id: int) -> CardLookup:
 
 
 def list_failures(session: Session, *, order_id: int | None = None, limit: int = 100) -> list[DeliveryView]:
-    """Deliveries that failed for good (or bounced), newest first."""
+    """Deliveries that failed for good (or bounced), newest first; then the due sends of
+    channels that have no back end here, which wait (their ``last_error`` says why)."""
     query = select(Delivery).where(Delivery.status.in_(sorted(FINAL_FAILURES)))
     if order_id is not None:
         query = query.where(Delivery.order_id == order_id)
     deliveries = list(
         session.scalars(query.order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(limit))
     )
-    return list(views(session, deliveries, with_log=False))
+    found = list(views(session, deliveries, with_log=False))
+    idle = sorted(set(registry.CHANNELS) - registry.configured())
+    if idle and len(found) < limit:
+        waiting = select(Delivery).where(
+            Delivery.channel.in_(idle),
+            Delivery.status.in_([DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED]),
+            Delivery.due_at <= utcnow(),
+        )
+        if order_id is not None:
+            waiting = waiting.where(Delivery.order_id == order_id)
+        parked = list(
+            session.scalars(waiting.order_by(Delivery.due_at, Delivery.id).limit(limit - len(found)))
+        )
+        found += [
+            replace(view, last_error=registry.unconfigured_reason(view.channel))
+            for view in views(session, parked, with_log=False)
+        ]
+    return found
 
 
 def list_suppressed(session: Session, *, limit: int = 100) -> list[SuppressedAddress]:

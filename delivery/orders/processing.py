@@ -8,8 +8,9 @@ without a card. A line with a card is never issued again; the ledger's idempoten
 per chunk is a second guard.
 
 Physical cards are issued inactive (activated when fulfilment reports them shipped).
-Email gifts due now are queued at once; later ones stay ``scheduled`` for the due
-dispatcher; other channels wait ``scheduled`` for their own senders.
+Gifts due now are queued at once for their channel's workers; later ones stay
+``scheduled`` for the due dispatcher, and so do the gifts of a channel that has no back
+end configured here (listed by ``giftq ops failures`` as waiting).
 """
 
 from __future__ import annotations
@@ -22,17 +23,14 @@ from typing import Any
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
+from delivery.channels import registry
 from delivery.errors import NotFound
-from delivery.models import Delivery, DeliveryKind, Order, OrderLine, OrderStatus
-from delivery.orders.schemas import Channel
+from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine, OrderStatus, new_delivery_row
 from delivery.outbox import enqueue_deliveries
 from delivery.states import DeliveryStatus
 from giftq.db import utcnow
 from giftq.settings import get_settings
 from ledger import CardSpec, issue_cards
-
-SENDERS = frozenset({Channel.EMAIL})
-"""Channels that have a sender in this release; other channels' deliveries wait for theirs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +85,12 @@ def issue_next_chunk(session: Session, order_id: int, *, chunk_size: int | None 
     # The chunk's deliveries (and the receipt, after the last chunk): one INSERT.
     if rows:
         ids = session.scalars(insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows)
-        enqueue_deliveries(
-            session, [i for i, row in zip(ids, rows, strict=True) if row["status"] == DeliveryStatus.QUEUED]
-        )
+        queued: dict[str, list[int]] = {}
+        for delivery_id, row in zip(ids, rows, strict=True):
+            if row["status"] == DeliveryStatus.QUEUED:
+                queued.setdefault(str(row["channel"]), []).append(delivery_id)
+        for channel, delivery_ids in queued.items():
+            enqueue_deliveries(session, channel, delivery_ids)
     order.status = OrderStatus.ISSUED if last else OrderStatus.ISSUING
     order.updated_at = now
     session.flush()
@@ -140,44 +141,41 @@ def gift_delivery(
     to_address: str | None,
     now: dt.datetime,
     parent_id: int | None = None,
+    to_name: str | None = None,
 ) -> dict[str, Any]:
-    """Values of a new gift delivery: queued if it can go now, else scheduled."""
+    """Values of a new gift delivery: queued if it can go now, else scheduled.
+
+    A channel with no back end configured here keeps its gifts ``scheduled``: the due
+    dispatcher releases them once one is, and ops see them waiting meanwhile.
+    """
     due = max(line.due_at, now)
-    ready = line.channel in SENDERS and due <= now
-    return {
-        "order_id": line.order_id,
-        "line_id": line.id,
-        "card_id": card_id,
-        "kind": DeliveryKind.GIFT.value,
-        "channel": line.channel,
-        "status": (DeliveryStatus.QUEUED if ready else DeliveryStatus.SCHEDULED).value,
-        "to_name": line.recipient_name,
-        "to_address": to_address,
-        "due_at": due,
-        "attempts": 0,
-        "parent_id": parent_id,
-        "created_at": now,
-        "updated_at": now,
-    }
+    ready = Channel(line.channel) in registry.configured() and due <= now
+    return new_delivery_row(
+        order_id=line.order_id,
+        line_id=line.id,
+        card_id=card_id,
+        kind=DeliveryKind.GIFT,
+        channel=Channel(line.channel),
+        status=DeliveryStatus.QUEUED if ready else DeliveryStatus.SCHEDULED,
+        to_name=to_name or line.recipient_name,
+        to_address=to_address,
+        due_at=due,
+        now=now,
+        parent_id=parent_id,
+    )
 
 
 def _confirmation(order: Order, now: dt.datetime) -> dict[str, Any]:
     """The order confirmation to the purchaser: the receipt, sent as soon as all is issued."""
-    return {
-        "order_id": order.id,
-        "line_id": None,
-        "card_id": None,
-        "kind": DeliveryKind.CONFIRMATION.value,
-        "channel": Channel.EMAIL.value,
-        "status": DeliveryStatus.QUEUED.value,
-        "to_name": order.purchaser_name,
-        "to_address": order.purchaser_email,
-        "due_at": now,
-        "attempts": 0,
-        "parent_id": None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    return new_delivery_row(
+        order_id=order.id,
+        kind=DeliveryKind.CONFIRMATION,
+        channel=Channel.EMAIL,
+        to_name=order.purchaser_name,
+        to_address=order.purchaser_email,
+        due_at=now,
+        now=now,
+    )
 
 
 def mark_failed(session: Session, order_id: int, error: str) -> None:

@@ -17,11 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import phonenumbers
 from babel import Locale, UnknownLocaleError
 from pydantic import (
     AfterValidator,
@@ -38,8 +36,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from delivery import designs, scheduling
-from delivery.addresses import UndeliverableAddress, deliverable_email
+from delivery.addresses import UndeliverableAddress, deliverable_email, deliverable_phone
 from delivery.errors import FieldError, InvalidOrder
+from delivery.models import Channel
 from ledger.marketplaces import MARKETPLACES
 
 SCHEMA_PATH = Path(__file__).with_name("order.schema.json")
@@ -47,13 +46,6 @@ SCHEMA_ID = "urn:giftq:schema:order:1"
 MAX_LINES = 10_000
 MAX_AMOUNT = 100_000_000
 """Per card, in minor units: 1,000,000.00 USD or 100,000,000 JPY; anything above is a typo."""
-
-
-class Channel(StrEnum):
-    EMAIL = "email"
-    SMS = "sms"
-    PRINTABLE = "printable"
-    PHYSICAL = "physical"
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -74,15 +66,13 @@ def _message_text(value: str) -> str:
     return value
 
 
-def _e164(value: str) -> str:
+def _mobile(value: str) -> str:
     try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError("must be an E.164 phone number like +14155550123") from exc
-    if not phonenumbers.is_valid_number(number) or value != phonenumbers.format_number(
-        number, phonenumbers.PhoneNumberFormat.E164
-    ):
-        raise ValueError("must be a valid E.164 phone number like +14155550123")
+        number = deliverable_phone(value)
+    except UndeliverableAddress as exc:
+        raise ValueError(str(exc)) from None
+    if number != value:
+        raise ValueError(f"must be written in E.164, like {number}")
     return value
 
 
@@ -155,7 +145,7 @@ Name = Annotated[
 Phone = Annotated[
     str,
     StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$"),
-    AfterValidator(_e164),
+    AfterValidator(_mobile),
 ]
 Email = Annotated[
     str,

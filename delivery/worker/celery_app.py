@@ -8,12 +8,15 @@ task                    queue       kwargs (JSON)
 giftq.place_order       orders      ``order`` (delivery/orders/order.schema.json), ``idempotency_key``
 giftq.process_order     orders      ``order_id``: issue the cards, create deliveries
 giftq.dispatch_email    email       ``delivery_ids``: send a batch of emails
+giftq.dispatch_sms      sms         ``delivery_ids``: send a batch of text messages
+giftq.dispatch_printable printables ``delivery_ids``: render and send printable cards
+giftq.dispatch_physical fulfilment  ``delivery_ids``: hand physical cards to fulfilment
 giftq.dispatch_due      scheduler   none: release due scheduled sends and retries (beat)
 giftq.sweep             scheduler   none: re-enqueue stuck orders and deliveries (beat)
 ======================  ==========  =============================================
 
-The ``sms``, ``printables`` and ``fulfilment`` queues are declared for their channels,
-so that a slow channel never starves another.
+Each channel has its own queue (``delivery.channels.registry``), so that a slow
+channel never starves another; ``delivery.routes`` holds the table.
 
 Reliability: JSON only; a task is acknowledged after it ran (``acks_late``) and
 redelivered if its worker died (``reject_on_worker_lost``, and Redis re-delivers
@@ -36,20 +39,13 @@ from celery.signals import (
     worker_process_shutdown,
 )
 
-from delivery.channels.email import close_transport
+from delivery.channels import registry
+from delivery.routes import QUEUES, ROUTES
 from giftq import db
 from giftq.settings import Settings, SettingsError, get_settings
 from ledger.codes.redact import RedactClaimCodes
 
-QUEUES = ("orders", "email", "sms", "printables", "fulfilment", "scheduler")
-
-ROUTES = {
-    "giftq.place_order": "orders",
-    "giftq.process_order": "orders",
-    "giftq.dispatch_email": "email",
-    "giftq.dispatch_due": "scheduler",
-    "giftq.sweep": "scheduler",
-}
+__all__ = ["QUEUES", "ROUTES", "celery_config", "check_timeouts", "create_app", "get_app", "reset_app"]
 
 
 def check_timeouts(s: Settings) -> None:
@@ -151,9 +147,9 @@ def _fresh_connections_after_fork(**_: Any) -> None:
     db.reset_engine()
 
 
-def _close_smtp(**_: Any) -> None:
+def _close_channels(**_: Any) -> None:
     # Pool children leave through os._exit, skipping atexit: say QUIT to the relay here.
-    close_transport()
+    registry.close_all()
 
 
 def _redact_codes(logger: logging.Logger, **_: Any) -> None:
@@ -164,6 +160,6 @@ def _redact_codes(logger: logging.Logger, **_: Any) -> None:
 
 
 worker_process_init.connect(_fresh_connections_after_fork, weak=False)
-worker_process_shutdown.connect(_close_smtp, weak=False)
+worker_process_shutdown.connect(_close_channels, weak=False)
 after_setup_logger.connect(_redact_codes, weak=False)
 after_setup_task_logger.connect(_redact_codes, weak=False)

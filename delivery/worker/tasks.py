@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from delivery import dispatch, due, sweeper
 from delivery.errors import FieldError, IdempotencyConflict, InvalidOrder, NotFound
+from delivery.models import Channel
 from delivery.orders import intake, processing, schemas
 from delivery.outbox import Message, publish
 from giftq.db import session_factory
@@ -116,13 +117,40 @@ def process_order(self: Task, *args: Any, order_id: Any = None, **extra: Any) ->
             return {"order_id": order_id, "status": progress.status, "issued": issued}
 
 
-@giftq_task("giftq.dispatch_email", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
-def dispatch_email(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
-    """Send a batch of email deliveries (claimed under this task's id)."""
+def _dispatch(
+    task: Task, channel: Channel, args: tuple[Any, ...], delivery_ids: Any, extra: dict[str, Any]
+) -> dict[str, int]:
     _no_extras(args, extra)
     ids = _ids(delivery_ids, "delivery_ids")
     fill_to = get_settings().dispatch_batch_size
-    return dispatch.run_batch(session_factory(), ids, claimer=str(self.request.id), fill_to=fill_to).as_dict()
+    report = dispatch.run_batch(
+        session_factory(), channel, ids, claimer=str(task.request.id), fill_to=fill_to
+    )
+    return report.as_dict()
+
+
+@giftq_task("giftq.dispatch_email", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
+def dispatch_email(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
+    """Send a batch of email deliveries (claimed under this task's id)."""
+    return _dispatch(self, Channel.EMAIL, args, delivery_ids, extra)
+
+
+@giftq_task("giftq.dispatch_sms", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
+def dispatch_sms(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
+    """Send a batch of text-message deliveries (claimed under this task's id)."""
+    return _dispatch(self, Channel.SMS, args, delivery_ids, extra)
+
+
+@giftq_task("giftq.dispatch_printable", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
+def dispatch_printable(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
+    """Render and send a batch of print-at-home cards (claimed under this task's id)."""
+    return _dispatch(self, Channel.PRINTABLE, args, delivery_ids, extra)
+
+
+@giftq_task("giftq.dispatch_physical", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
+def dispatch_physical(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
+    """Hand a batch of physical cards to fulfilment (claimed under this task's id)."""
+    return _dispatch(self, Channel.PHYSICAL, args, delivery_ids, extra)
 
 
 @giftq_task("giftq.dispatch_due", **_DB_RETRY)

@@ -1,5 +1,6 @@
 """Readers' languages: the purchaser's on the order, the recipient's on each line; and
-a count of possible duplicate sends per delivery.
+a count of possible duplicate sends per delivery; the provider's id of a sent message
+(an SMS message SID), which its status reports name.
 
 Revision ID: 0003
 Revises: 0002
@@ -27,10 +28,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("recipient_locale", sa.String(20), nullable=True))
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("possible_duplicates", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("provider_ref", sa.String(64), nullable=True))
+        batch.create_index("ix_deliveries_provider_ref", ["provider_ref"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("deliveries") as batch:
+        batch.drop_index("ix_deliveries_provider_ref")
+        batch.drop_column("provider_ref")
         batch.drop_column("possible_duplicates")
     with op.batch_alter_table("order_lines") as batch:
         batch.drop_column("recipient_locale")

@@ -18,7 +18,7 @@ def giftq(*args: str) -> Any:
 def send_queued(Session: sessionmaker[Session]) -> None:
     with Session() as s:
         ids = list(s.scalars(select(Delivery.id).where(Delivery.status == "queued")))
-    dispatch.run_batch(Session, ids)
+    dispatch.run_batch(Session, "email", ids)
 
 
 def test_order_and_card_are_shown_masked(

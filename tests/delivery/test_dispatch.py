@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from delivery import dispatch
+from delivery.channels import registry
 from delivery.models import Delivery, DeliveryAttempt, SuppressedAddress
 from delivery.states import DeliveryStatus as S
 from giftq.settings import reset_settings
@@ -49,7 +50,7 @@ def run_queued(Session: sessionmaker[Session]) -> None:
             )
         if not ids:
             return
-        dispatch.run_batch(Session, ids)
+        dispatch.run_batch(Session, "email", ids)
 
 
 def test_the_gift_arrives_and_its_code_redeems(
@@ -83,9 +84,9 @@ def test_a_batch_that_runs_twice_sends_once(
 ) -> None:
     issued_order(lines=3)
     ids = [d.id for d in deliveries(Session)]
-    first = dispatch.run_batch(Session, ids, claimer="task-1")
-    again = dispatch.run_batch(Session, ids, claimer="task-1")
-    other = dispatch.run_batch(Session, ids, claimer="task-2")
+    first = dispatch.run_batch(Session, "email", ids, claimer="task-1")
+    again = dispatch.run_batch(Session, "email", ids, claimer="task-1")
+    other = dispatch.run_batch(Session, "email", ids, claimer="task-2")
     assert (first.sent, again.claimed, other.claimed) == (4, 0, 0)
     assert len(smtp.accepted) == 4
 
@@ -158,11 +159,11 @@ def test_a_redelivered_task_takes_back_its_own_half_done_batch(
     issued_order(lines=2)
     ids = [d.id for d in deliveries(Session)]
     with Session.begin() as s:
-        claimed = dispatch.claim(s, ids, claimer="task-1")
+        claimed = dispatch.claim(s, registry.get("email"), ids, claimer="task-1")
     assert len(claimed) == 3
     # The worker died here. Another task cannot take the rows; the same task id can.
-    assert dispatch.run_batch(Session, ids, claimer="task-2").claimed == 0
-    assert dispatch.run_batch(Session, ids, claimer="task-1").sent == 3
+    assert dispatch.run_batch(Session, "email", ids, claimer="task-2").claimed == 0
+    assert dispatch.run_batch(Session, "email", ids, claimer="task-1").sent == 3
 
 
 def test_a_row_that_cannot_be_rendered_fails_alone(
@@ -172,7 +173,7 @@ def test_a_row_that_cannot_be_rendered_fails_alone(
     gifts = deliveries(Session, "gift")
     with Session.begin() as s:
         s.execute(update(Delivery).where(Delivery.id == gifts[0].id).values(card_id=987654))
-    report = dispatch.run_batch(Session, [d.id for d in deliveries(Session)])
+    report = dispatch.run_batch(Session, "email", [d.id for d in deliveries(Session)])
     assert (report.claimed, report.sent) == (2, 2)
     broken = deliveries(Session, "gift")[0]
     assert broken.status == "failed_permanent"
@@ -189,7 +190,7 @@ def test_smtp_server_down_means_retry(
     reset_settings()
     close_transport()
     issued_order(lines=1)
-    report = dispatch.run_batch(Session, [d.id for d in deliveries(Session)])
+    report = dispatch.run_batch(Session, "email", [d.id for d in deliveries(Session)])
     assert report.retrying == 2
     assert {d.status for d in deliveries(Session)} == {"failed_retryable"}
     close_transport()
@@ -222,13 +223,13 @@ def test_a_short_batch_is_topped_up_with_other_queued_emails(
 ) -> None:
     issued_order(lines=6)
     ids = [d.id for d in deliveries(Session)]  # 6 gifts and the receipt
-    report = dispatch.run_batch(Session, [ids[-1]], claimer="t1", fill_to=3)
+    report = dispatch.run_batch(Session, "email", [ids[-1]], claimer="t1", fill_to=3)
     assert report.claimed == 3  # its own, and two others
     sent = {d.id for d in deliveries(Session) if d.status == "sent"}
     assert ids[-1] in sent and len(sent) == 3
     # Their own messages come later and find nothing left to do.
-    assert dispatch.run_batch(Session, sorted(sent - {ids[-1]}), claimer="t2").claimed == 0
-    assert dispatch.run_batch(Session, ids, claimer="t3").claimed == 4
+    assert dispatch.run_batch(Session, "email", sorted(sent - {ids[-1]}), claimer="t2").claimed == 0
+    assert dispatch.run_batch(Session, "email", ids, claimer="t3").claimed == 4
     assert len(smtp.accepted) == 7
 
 
@@ -238,8 +239,9 @@ def test_a_redelivered_task_takes_back_the_rows_it_topped_up_with(
     issued_order(lines=6)
     ids = [d.id for d in deliveries(Session)]
     with Session.begin() as s:
-        held = {c.delivery_id for c in dispatch.claim(s, [ids[-1]], claimer="task-1", fill_to=3)}
+        claimed = dispatch.claim(s, registry.get("email"), [ids[-1]], claimer="task-1", fill_to=3)
+        held = {c.delivery_id for c in claimed}
     assert len(held) == 3
     # The worker died; the broker redelivers the message, which names only ids[-1].
-    assert dispatch.run_batch(Session, [ids[-1]], claimer="task-1").sent == 3
+    assert dispatch.run_batch(Session, "email", [ids[-1]], claimer="task-1").sent == 3
     assert {d.id for d in deliveries(Session) if d.status == "sent"} == held

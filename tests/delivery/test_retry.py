@@ -28,9 +28,10 @@ R, P = FailureKind.RETRYABLE, FailureKind.PERMANENT
         ({"error": ConnectionRefusedError("refused")}, R),
         ({"error": ConnectionResetError("reset")}, R),
         ({"error": TimeoutError()}, R),
-        ({"error": KeyError("template variable")}, P),
+        # Unknown errors are retried within the schedule: one policy for every channel.
+        ({"error": KeyError("template variable")}, R),
         ({"smtp_code": 550, "error": TimeoutError()}, P),  # the code says more
-        ({}, P),
+        ({}, R),
     ],
 )
 def test_classify(kwargs: dict[str, object], kind: FailureKind) -> None:
@@ -83,3 +84,12 @@ def test_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIFTQ_RETRY_JITTER", "0")
     reset_settings()
     assert RetrySchedule.from_settings() == RetrySchedule(delays=(1, 2), jitter=0.0, cap=21600)
+
+
+def test_the_email_channel_follows_the_same_policy_for_unknown_errors() -> None:
+    from delivery.channels.email.failures import classify_smtp_failure
+
+    class Odd(Exception):
+        pass
+
+    assert classify_smtp_failure(Odd("?")).kind == classify(error=Odd("?")) == R

@@ -30,9 +30,11 @@ from typing import Literal
 
 import aiosmtplib
 
+from delivery.retry import classify
 from ledger.codes.redact import redact
 
 FailureKind = Literal["retryable", "permanent"]
+"""The values of :class:`delivery.retry.FailureKind`."""
 
 MAX_DETAIL_CHARS = 300
 
@@ -111,8 +113,9 @@ def _from_exception(exc: BaseException) -> Failure:
         return Failure("retryable", None, _detail(f"network error ({name}): {exc.strerror or ''}"))
     if isinstance(exc, aiosmtplib.SMTPException | smtplib.SMTPException):
         return Failure("retryable", None, _detail(f"{name}: {text}"))
-    # Unknown: retry, and name only the type; its message could hold anything.
-    return Failure("retryable", None, _detail(f"unexpected error ({name})"))
+    # Unknown: the one policy (delivery.retry) decides; name only the type, its message
+    # could hold anything.
+    return Failure(classify(error=exc).value, None, _detail(f"unexpected error ({name})"))
 
 
 def _reply_of(exc: BaseException) -> tuple[int | None, str]:

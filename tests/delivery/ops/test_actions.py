@@ -23,7 +23,7 @@ def run_queued(Session: sessionmaker[Session]) -> None:
             ids = list(s.scalars(select(Delivery.id).where(Delivery.status.in_([S.QUEUED]))))
         if not ids:
             return
-        dispatch.run_batch(Session, ids)
+        dispatch.run_batch(Session, "email", ids)
 
 
 def gift(Session: sessionmaker[Session], address: str) -> Delivery:

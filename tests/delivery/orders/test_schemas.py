@@ -249,3 +249,25 @@ def test_readers_locales(order_payload: Any, tag: str, kept: str) -> None:
     payload["purchaser"]["locale"] = "klingon-xx"
     with pytest.raises(InvalidOrder, match=r"purchaser\.locale"):
         schemas.parse_order(payload)
+
+
+@pytest.mark.parametrize(
+    ("phone", "why"),
+    [
+        ("+442079460000", "not a mobile number (it is fixed line)"),  # a London landline
+        ("+18005550199", "not a mobile number (it is toll free)"),
+        ("+1900555", "not a valid phone number"),
+    ],
+)
+def test_a_text_needs_a_mobile_number(order_payload: Any, phone: str, why: str) -> None:
+    payload = order_payload(channel="sms", recipient={"name": "R", "phone": phone})
+    with pytest.raises(InvalidOrder) as caught:
+        schemas.parse_order(payload)
+    assert paths(caught.value) == {"lines.0.recipient.phone"}
+    assert why in str(caught.value)
+
+
+@pytest.mark.parametrize("phone", ["+447911123456", "+4915123456789", "+14155550123", "+819012345678"])
+def test_mobile_numbers_and_numbers_that_may_be_mobile_are_accepted(order_payload: Any, phone: str) -> None:
+    payload = order_payload(channel="sms", recipient={"name": "R", "phone": phone})
+    assert schemas.parse_order(payload).lines[0].recipient.phone == phone

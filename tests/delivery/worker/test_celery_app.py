@@ -46,12 +46,18 @@ def test_task_names_and_queues_are_stable() -> None:
             "giftq.place_order",
             "giftq.process_order",
             "giftq.dispatch_email",
+            "giftq.dispatch_sms",
+            "giftq.dispatch_printable",
+            "giftq.dispatch_physical",
             "giftq.dispatch_due",
             "giftq.sweep",
         }
     )
     assert ROUTES["giftq.place_order"] == "orders"
     assert ROUTES["giftq.dispatch_email"] == "email"
+    assert ROUTES["giftq.dispatch_sms"] == "sms"
+    assert ROUTES["giftq.dispatch_printable"] == "printables"
+    assert ROUTES["giftq.dispatch_physical"] == "fulfilment"
     assert {ROUTES["giftq.dispatch_due"], ROUTES["giftq.sweep"]} == {"scheduler"}
     beat = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert beat == {"giftq.dispatch_due", "giftq.sweep"}

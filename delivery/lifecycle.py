@@ -1,0 +1,273 @@
+"""Every change of a delivery's status, together with what goes with it.
+
+One place owns the steps that always travel together: the status change (checked
+against :mod:`delivery.states`), the attempt row with the provider's answer, the
+purchaser's notice and the suppression of an address that refused for good. The
+dispatcher, the sweeper, provider reports (SMS callbacks, fulfilment) and ops call these
+functions and never set a status themselves.
+
+- :func:`delivery.models.new_delivery_row` is the one builder of a delivery row.
+- :func:`accepted`, :func:`failed`: the answer to a send.
+- :func:`fail_now`: a send refused before it was tried (suppressed, cannot be composed).
+- :func:`interrupted`: a dead worker left a send in flight (a possible duplicate).
+- :func:`reported`: the provider's later report (delivered, undelivered, failed).
+- :func:`requeue`, :func:`cancel`: ops and the sweeper.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
+from delivery import notices
+from delivery.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryKind, Order
+from delivery.reasons import FailureReason
+from delivery.retry import FailureKind, RetrySchedule
+from delivery.states import DeliveryStatus as S
+from delivery.states import check
+from giftq.settings import get_settings
+
+INTERRUPTED_RESPONSE = (
+    "interrupted: the worker stopped during the send; it may have gone out (possible duplicate)"
+)
+
+
+def log_attempt(
+    session: Session,
+    delivery: Delivery,
+    outcome: AttemptOutcome,
+    *,
+    code: int | None,
+    response: str,
+    started: dt.datetime,
+    finished: dt.datetime,
+) -> None:
+    """One row of the attempts log, numbered by the delivery's ``attempts`` count."""
+    session.execute(
+        insert(DeliveryAttempt).values(
+            delivery_id=delivery.id,
+            number=delivery.attempts,
+            outcome=outcome,
+            code=code,
+            response=response,
+            started_at=started,
+            finished_at=finished,
+        )
+    )
+
+
+def _move(delivery: Delivery, target: S, now: dt.datetime) -> None:
+    delivery.status = check(delivery.status, target)
+    delivery.updated_at = now
+
+
+# --- the answer to a send -----------------------------------------------------------------
+
+
+def accepted(
+    session: Session,
+    delivery: Delivery,
+    order: Order,
+    *,
+    code: int | None,
+    response: str,
+    provider_ref: str | None,
+    started: dt.datetime,
+    now: dt.datetime,
+    reports_delivery: bool,
+) -> None:
+    """The provider took the message: ``sent``; tell the purchaser unless a report will."""
+    delivery.attempts += 1
+    log_attempt(
+        session,
+        delivery,
+        AttemptOutcome.ACCEPTED,
+        code=code,
+        response=response,
+        started=started,
+        finished=now,
+    )
+    _move(delivery, S.SENT, now)
+    delivery.sent_at = now
+    delivery.last_error = None
+    if provider_ref is not None:
+        delivery.provider_ref = provider_ref
+    if not reports_delivery:
+        _delivered_notice(session, delivery, order, now)
+
+
+def failed(
+    session: Session,
+    delivery: Delivery,
+    order: Order,
+    *,
+    kind: FailureKind,
+    code: int | None,
+    response: str,
+    reason: FailureReason | None,
+    suppress: bool,
+    started: dt.datetime,
+    now: dt.datetime,
+    schedule: RetrySchedule,
+) -> dt.datetime | None:
+    """A refused or failed send: retry it on the schedule, or fail it for good.
+
+    Returns when the retry is due (None when it failed for good).
+    """
+    delivery.attempts += 1
+    outcome = AttemptOutcome.RETRYABLE if kind is FailureKind.RETRYABLE else AttemptOutcome.PERMANENT
+    log_attempt(session, delivery, outcome, code=code, response=response, started=started, finished=now)
+    delivery.last_error = response
+    next_at = schedule.next_attempt_at(delivery.attempts, now) if kind is FailureKind.RETRYABLE else None
+    if next_at is not None:
+        _move(delivery, S.FAILED_RETRYABLE, now)
+        delivery.due_at = next_at
+        return next_at
+    _move(delivery, S.FAILED_PERMANENT, now)
+    if suppress:
+        notices.suppress(
+            session, delivery.to_address or "", code=code, response=response, delivery_id=delivery.id
+        )
+    if reason is None:
+        reason = FailureReason.UNREACHABLE if kind is FailureKind.RETRYABLE else FailureReason.REFUSED
+    _failed_notice(session, delivery, order, reason, now)
+    return None
+
+
+def fail_now(
+    session: Session,
+    delivery: Delivery,
+    order: Order,
+    *,
+    reason: FailureReason,
+    response: str,
+    now: dt.datetime,
+    outcome: AttemptOutcome = AttemptOutcome.PERMANENT,
+) -> None:
+    """Fail a claimed delivery without trying it (suppressed address, nothing to compose)."""
+    delivery.attempts += 1
+    log_attempt(session, delivery, outcome, code=None, response=response, started=now, finished=now)
+    _move(delivery, S.FAILED_PERMANENT, now)
+    delivery.last_error = response
+    _failed_notice(session, delivery, order, reason, now)
+
+
+def interrupted(session: Session, delivery_ids: list[int], now: dt.datetime) -> None:
+    """Count a send that a dead worker left in flight: an attempt, and a possible duplicate.
+
+    Ops see it in the attempts log and in ``possible_duplicates``; the attempt counts
+    toward the retry schedule, so a message that kills its worker every time stops.
+    """
+    if not delivery_ids:
+        return
+    rows = list(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids))
+            .values(
+                attempts=Delivery.attempts + 1,
+                possible_duplicates=Delivery.possible_duplicates + 1,
+                last_error=INTERRUPTED_RESPONSE,
+                updated_at=now,
+            )
+            .returning(Delivery.id, Delivery.attempts),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    session.execute(
+        insert(DeliveryAttempt),
+        [
+            {
+                "delivery_id": delivery_id,
+                "number": number,
+                "outcome": AttemptOutcome.INTERRUPTED,
+                "code": None,
+                "response": INTERRUPTED_RESPONSE,
+                "started_at": now,
+                "finished_at": now,
+            }
+            for delivery_id, number in rows
+        ],
+    )
+
+
+def abandon(session: Session, delivery: Delivery, order: Order, now: dt.datetime) -> None:
+    """A send interrupted more often than the schedule allows: failed for good."""
+    _move(delivery, S.FAILED_PERMANENT, now)
+    delivery.claimed_by = None
+    _failed_notice(session, delivery, order, FailureReason.INTERRUPTED, now)
+
+
+# --- later reports from the provider ------------------------------------------------------
+
+
+def reported(
+    session: Session,
+    delivery: Delivery,
+    order: Order,
+    *,
+    delivered: bool,
+    kind: FailureKind | None = None,
+    code: int | None = None,
+    response: str = "",
+    reason: FailureReason | None = None,
+    suppress: bool = False,
+    now: dt.datetime,
+    schedule: RetrySchedule | None = None,
+) -> bool:
+    """The provider reports what became of a sent message; returns False if it changes nothing.
+
+    Reports only move a delivery forward from ``sent``: a late or repeated report (the
+    delivery is already ``delivered``, failed, or queued again) changes nothing.
+    """
+    if delivery.status != S.SENT:
+        return False
+    if delivered:
+        _move(delivery, S.DELIVERED, now)
+        _delivered_notice(session, delivery, order, now)
+        return True
+    failed(
+        session,
+        delivery,
+        order,
+        kind=kind or FailureKind.PERMANENT,
+        code=code,
+        response=response,
+        reason=reason,
+        suppress=suppress,
+        started=now,
+        now=now,
+        schedule=schedule or RetrySchedule.from_settings(),
+    )
+    return True
+
+
+# --- ops and the sweeper ------------------------------------------------------------------
+
+
+def requeue(delivery: Delivery, now: dt.datetime) -> None:
+    """Queue it (again) now: a replay, or a send the sweeper took back from a dead worker."""
+    _move(delivery, S.QUEUED, now)
+    delivery.due_at = min(delivery.due_at, now)
+    delivery.claimed_by = None
+
+
+def cancel(delivery: Delivery, now: dt.datetime) -> None:
+    _move(delivery, S.CANCELLED, now)
+
+
+# --- the purchaser's notices --------------------------------------------------------------
+
+
+def _delivered_notice(session: Session, gift: Delivery, order: Order, now: dt.datetime) -> None:
+    if gift.kind == DeliveryKind.GIFT and order.line_count <= get_settings().delivered_notice_max_lines:
+        notices.add(session, [notices.notice_row(gift, order, DeliveryKind.DELIVERED_NOTICE, now=now)])
+
+
+def _failed_notice(
+    session: Session, gift: Delivery, order: Order, reason: FailureReason, now: dt.datetime
+) -> None:
+    if gift.kind == DeliveryKind.GIFT:
+        notices.add(session, [notices.notice_row(gift, order, DeliveryKind.FAILED_NOTICE, reason, now=now)])

@@ -1,0 +1,21 @@
+"""Task names and their queues: static data, shared by the outbox and the Celery app.
+
+Task names are stable; storefronts in other languages send them by name. Each channel's
+dispatch task comes from :data:`delivery.channels.registry.CHANNELS`.
+"""
+
+from __future__ import annotations
+
+from delivery.channels.registry import CHANNELS
+
+ROUTES: dict[str, str] = {
+    "giftq.place_order": "orders",
+    "giftq.process_order": "orders",
+    **{info.task: info.queue for info in CHANNELS.values()},
+    "giftq.dispatch_due": "scheduler",
+    "giftq.sweep": "scheduler",
+}
+"""Every task giftq sends or consumes, and the queue it goes to."""
+
+QUEUES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
+"""Every queue giftq declares, one worker group per set of them."""
