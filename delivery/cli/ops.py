@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from delivery import due, lookups, ops, sweeper
 from delivery.errors import DeliveryError
+from giftq import migrate
 from giftq.db import session_factory
 from ledger.marketplaces import get_marketplace
 
@@ -27,6 +28,12 @@ _WHOLE = frozenset({"id", "order", "to", "card", "line", "amount"})
 
 @contextmanager
 def _transaction() -> Iterator[Session]:
+    try:
+        # Before any engine exists: a wrong data dir must not leave an empty database behind.
+        migrate.require_head()
+    except migrate.SchemaNotReady as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     try:
         with session_factory().begin() as session:
             yield session
