@@ -206,3 +206,12 @@ def test_a_postgresql_database_that_does_not_exist_is_named(
     assert result.output.startswith(f"error: cannot open the giftq database at {missing}: ")
     assert "does not exist" in result.output
     assert len(result.output.splitlines()) == 1
+
+
+def test_a_bad_setting_is_one_line_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIFTQ_RETRY_SCHEDULE_SECONDS", "30,soon")
+    reset_settings()
+    result = giftq("failures")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: GIFTQ_RETRY_SCHEDULE_SECONDS item 2: ")
+    assert len(result.output.splitlines()) == 1
