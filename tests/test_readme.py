@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from delivery.cli import app
 from giftq.settings import PROJECT_ROOT, Settings, reset_settings, variable
+from ledger.codes import text as code_text
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 GIFTQ = str(Path(sys.executable).with_name("giftq"))
@@ -110,6 +111,14 @@ def test_python_block_runs_as_written(block: Block, tmp_path: Path) -> None:
     )
 
     assert ran.returncode == 0, f"the ```python block at README.md line {block.line} failed:\n{ran.stderr}"
+
+
+def test_codes_shown_in_the_readme_pass_their_check() -> None:
+    shown = re.findall(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{5}\b", README.read_text())
+    examples = [code for code in shown if code != "XXXX-XXXX-XXXX-XXXXX"]  # the format itself
+    assert examples
+    for code in examples:
+        code_text.normalize(code)  # raises CodeMistyped for a code that fails its check character
 
 
 # --- giftq commands in ```sh blocks ----------------------------------------------------------
