@@ -17,7 +17,6 @@ import datetime as dt
 from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Engine, Integer, MetaData, String, create_engine, event
@@ -114,9 +113,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
 
 
 def _sqlite_engine(url: str, busy_timeout_ms: int, **kwargs: Any) -> Engine:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # No mkdir here: only `giftq db upgrade` (giftq.migrate.upgrade) makes a database, so
+    # that a mistyped data dir is an error rather than a new, empty database.
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")

@@ -6,6 +6,11 @@ Secrets (the claim-code pepper and encryption keys) are required when
 ``GIFTQ_ENV=production``. In development a missing secret is generated once,
 kept in ``<GIFTQ_DATA_DIR>/secrets.json`` so that codes stay readable across
 restarts, and announced with a warning: never a silent constant.
+
+A list setting is written comma-separated (``GIFTQ_RETRY_SCHEDULE_SECONDS=30,120,600``) or
+as a JSON list (``[30, 120, 600]``); an empty variable counts as unset. A bad value is a
+:class:`SettingsError` that names its variable. The README's configuration table lists
+every setting with its default (``tests/test_readme.py`` holds the two together).
 """
 
 from __future__ import annotations
@@ -17,22 +22,72 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "GIFTQ_"
 
 
 class SettingsError(RuntimeError):
-    """The configuration is unusable (a required secret is missing or malformed)."""
+    """The configuration is unusable: a bad value, or a required secret missing or malformed."""
+
+
+def variable(field_name: str) -> str:
+    """The environment variable of a setting: ``retry_jitter`` -> ``GIFTQ_RETRY_JITTER``."""
+    return f"{ENV_PREFIX}{field_name}".upper()
+
+
+class _EnvSource(EnvSettingsSource):
+    """``GIFTQ_*`` variables, where a list is comma-separated or a JSON list."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if not isinstance(value, str):
+            return super().decode_complex_value(field_name, field, value)
+        text = value.strip()
+        if text.startswith(("[", "{")):
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                # Not a ValueError: pydantic-settings would hide this one behind its own message.
+                raise SettingsError(
+                    f"{variable(field_name)}: not valid JSON ({exc}); a list can also be written 30,60"
+                ) from None
+        return [item.strip() for item in text.split(",")]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GIFTQ_", extra="ignore", frozen=True)
+    # An empty variable is an unset one: compose files pass "${GIFTQ_X:-}" through as "".
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _EnvSource(settings_cls), dotenv_settings, file_secret_settings
 
     env: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("var")
@@ -157,6 +212,20 @@ class Settings(BaseSettings):
         if value is not None:
             return value.get_secret_value()
         return _development_secrets(self.data_dir)[name]
+
+
+def _explain(error: ValidationError) -> str:
+    """One line per bad value, each naming its variable; secrets' values are never echoed."""
+    problems = []
+    for item in error.errors(include_url=False):
+        field, *inner = item["loc"]
+        where = "".join(f" item {i + 1}" if isinstance(i, int) else f" {i}" for i in inner)
+        info = Settings.model_fields.get(str(field))
+        annotation = info.annotation if info is not None else None
+        secret = annotation is SecretStr or SecretStr in get_args(annotation)
+        shown = "" if secret or item["type"] == "missing" else f" (got {item['input']!r})"
+        problems.append(f"{variable(str(field))}{where}: {item['msg']}{shown}")
+    return "; ".join(problems)
 
 
 def _development_secrets(data_dir: Path) -> dict[str, str]:

@@ -10,6 +10,7 @@ import typer
 from delivery.cli import db, demo, sink
 from delivery.cli import ops as ops_cli
 from delivery.logs import configure_logging
+from giftq.settings import SettingsError, get_settings
 
 app = typer.Typer(help="giftq: sell and deliver gift cards.", no_args_is_help=True)
 
@@ -19,6 +20,11 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
 ) -> None:
     configure_logging(logging.DEBUG if verbose else logging.INFO)
+    try:
+        get_settings()  # read once, up front: a bad variable is one line, not a traceback later
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 app.add_typer(db.app, name="db")

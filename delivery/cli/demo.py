@@ -2,7 +2,12 @@
 
 Embedded defaults: a SQLite file under ``var/demo``, generated development
 secrets, Celery's in-process broker (``memory://``) with a worker in a thread of
-this process, and giftq's SMTP sink writing every email to ``var/demo/mail/new``.
+this process, and giftq's SMTP sink writing every email to ``var/demo/mail/new``
+as an ``.eml`` file.
+
+The demo writes only into a folder it made: a new (or empty) one, which it marks
+with a ``.giftq-demo`` file. Run again on a marked folder, it removes the files it
+writes (database, secrets, mail) and nothing else; any other folder is refused.
 
 A storefront places orders (through the Python door and as a Celery message sent
 by name); the worker issues the cards and emails the gifts and the receipts; a
@@ -19,7 +24,9 @@ import email.policy
 import logging
 import os
 import re
+import shlex
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import ledger
 from delivery import ops, place_order
 from delivery.channels.email import close_transport
-from delivery.channels.email.sink import SmtpSink
+from delivery.channels.email.sink import MESSAGE_SUFFIX, SmtpSink
 from delivery.worker.celery_app import get_app, reset_app
 from giftq import migrate
 from giftq.db import make_engine, reset_engine
@@ -56,11 +63,50 @@ def _money(amount: int, marketplace: str) -> str:
     return f"{whole:,}.{part:0{market.minor_units}d} {market.currency}"
 
 
+MARKER = ".giftq-demo"
+_MARKER_TEXT = (
+    "Made by giftq demo. Running it again here removes what it wrote (giftq.sqlite3*,\n"
+    "secrets.json, mail/*/*.eml) and nothing else.\n"
+)
+_DATABASE_FILES = ("giftq.sqlite3", "giftq.sqlite3-wal", "giftq.sqlite3-shm", "giftq.sqlite3-journal")
+_MAILDIR_PARTS = ("tmp", "new", "cur")
+
+
+class NotADemoFolder(Exception):
+    """The data dir exists, holds files, and no earlier demo made it: nothing in it is touched."""
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Make ``data_dir`` ready for a run, touching only what a demo wrote there."""
+    if not data_dir.exists():
+        data_dir.mkdir(parents=True)
+    elif not data_dir.is_dir():
+        raise NotADemoFolder(f"{data_dir} is a file, not a folder")
+    elif (data_dir / MARKER).is_file():
+        _clear_demo_files(data_dir)
+    elif any(data_dir.iterdir()):
+        raise NotADemoFolder(
+            f"{data_dir} holds files that giftq demo did not make, so the demo leaves it alone; "
+            f"give it a new folder (--data-dir), or empty this one yourself"
+        )
+    (data_dir / MARKER).write_text(_MARKER_TEXT)
+
+
+def _clear_demo_files(data_dir: Path) -> None:
+    for name in (*_DATABASE_FILES, "secrets.json"):
+        (data_dir / name).unlink(missing_ok=True)
+    maildir = data_dir / "mail"
+    for part in _MAILDIR_PARTS:
+        for message in (maildir / part).glob(f"*{MESSAGE_SUFFIX}*"):  # "*.eml:2,S" once read
+            message.unlink()
+    for folder in (*(maildir / part for part in _MAILDIR_PARTS), maildir):
+        # Left in place if someone put something else there.
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def _configure(data_dir: Path) -> None:
     """Embedded defaults for this process: its settings, engine and Celery app follow."""
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
     os.environ.update(
         GIFTQ_DATA_DIR=str(data_dir),
         GIFTQ_BROKER_URL="memory://localhost/",
@@ -120,8 +166,8 @@ def _line(recipient: dict[str, Any], marketplace: str, amount: int, **extra: Any
     return {"channel": "email", "amount": amount, "marketplace": marketplace, "recipient": recipient, **extra}
 
 
-def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink) -> str:
-    """Orders in, gifts out; returns the claim code Ada received."""
+def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink) -> tuple[int, str]:
+    """Orders in, gifts out; returns the first order's id and the claim code Ada received."""
     console.rule("[bold]Orders")
     purchaser = {"name": "Grace Hopper", "email": "grace@example.com"}
     placed = place_order(
@@ -172,7 +218,7 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink) -> str:
     for message in _mailbox(maildir):
         table.add_row(str(message["To"]), str(message["Subject"]))
     console.print(table)
-    console.print(f"(each message is a file in {maildir / 'new'})")
+    console.print(f"(each message is an {MESSAGE_SUFFIX} file in {maildir / 'new'})")
 
     with Session.begin() as session:
         orders = [ops.lookup_order(session, order_id) for order_id in (placed.order_id, placed.order_id + 1)]
@@ -189,7 +235,7 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink) -> str:
     assert body is not None
     (code,) = CODE_IN_TEXT.findall(str(body.get_content()))
     console.print(f"Ada's email says: [bold]{code}[/bold]")
-    return str(code)
+    return placed.order_id, str(code)
 
 
 def run_ledger_demo(Session: sessionmaker[Session], code: str) -> ledger.ReconciliationReport:
@@ -253,14 +299,54 @@ def run_ledger_demo(Session: sessionmaker[Session], code: str) -> ledger.Reconci
     return report
 
 
+def _shown(path: Path) -> str:
+    """A path as the person at this shell types it: relative when under the current folder."""
+    try:
+        shown = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(path)
+    return shlex.quote(shown)
+
+
+def _giftq_command() -> str:
+    """How to call giftq from this shell: by name when that finds this install."""
+    here = Path(sys.executable).with_name("giftq")
+    on_path = shutil.which("giftq")
+    if not here.exists() or (on_path is not None and Path(on_path).resolve() == here.resolve()):
+        return "giftq"
+    return _shown(here)
+
+
+def look_around_commands(
+    data_dir: Path, order_id: int, card_id: int, *, shell_database_url: str = ""
+) -> list[tuple[str, str]]:
+    """Commands that show what the demo left behind, each with what it shows."""
+    env = f"GIFTQ_DATA_DIR={_shown(data_dir)}"
+    if shell_database_url:
+        env = f"GIFTQ_DATABASE_URL= {env}"  # the demo's database, not the one this shell names
+    giftq = _giftq_command()
+    return [
+        (f"{env} {giftq} ops order {order_id}", "the first order: lines, cards (masked), deliveries"),
+        (f"{env} {giftq} ops card {card_id}", "Ada's card and its deliveries"),
+        (f"ls {_shown(data_dir / 'mail' / 'new')}", f"every email as an {MESSAGE_SUFFIX} file"),
+    ]
+
+
 @app.callback(invoke_without_command=True)
 def demo(
-    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its files (wiped first).")] = Path(
-        "var/demo"
-    ),
+    data_dir: Annotated[
+        Path,
+        typer.Option(help="Where the demo keeps its files: a new or empty folder, or one it made before."),
+    ] = Path("var/demo"),
 ) -> None:
     """Run the demo."""
     data_dir = data_dir.resolve()
+    try:
+        prepare_data_dir(data_dir)
+    except NotADemoFolder as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    database_url_in_shell = os.environ.get("GIFTQ_DATABASE_URL", "")
     _configure(data_dir)
     url = get_settings().sqlalchemy_url
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -269,10 +355,18 @@ def demo(
     Session = sessionmaker(engine, expire_on_commit=False)
     try:
         with _mail_sink(data_dir / "mail") as sink, _worker():
-            code = run_pipeline_demo(Session, sink)
+            order_id, code = run_pipeline_demo(Session, sink)
         report = run_ledger_demo(Session, code)
+        with Session() as session:
+            card_id = ledger.find_card(session, code).card_id
     finally:
         engine.dispose()
         reset_engine()
     if not report.ok:
         raise typer.Exit(1)
+    console.rule("[bold]Look around")
+    commands = look_around_commands(data_dir, order_id, card_id, shell_database_url=database_url_in_shell)
+    width = max(len(command) for command, _ in commands)
+    for command, what in commands:
+        # Plain print: rich would wrap a long path, and these lines are for copying.
+        print(f"  {command:<{width}}  # {what}")

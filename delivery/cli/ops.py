@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from delivery import due, ops, sweeper
 from delivery.errors import DeliveryError
 from delivery.ops import lookups
+from giftq import migrate
 from giftq.db import session_factory
 from ledger.marketplaces import get_marketplace
 
@@ -28,6 +29,12 @@ _WHOLE = frozenset({"id", "order", "to", "card", "line", "amount"})
 
 @contextmanager
 def _transaction() -> Iterator[Session]:
+    try:
+        # Before any engine exists: a wrong data dir must not leave an empty database behind.
+        migrate.require_head()
+    except migrate.SchemaNotReady as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     try:
         with session_factory().begin() as session:
             yield session

@@ -1,7 +1,8 @@
 """``giftq smtp-sink``: a local SMTP server that accepts and keeps every message.
 
 For the demo and benchmarks: point ``GIFTQ_SMTP_HOST``/``GIFTQ_SMTP_PORT`` at it and
-read what was sent as files in a Maildir (``<dir>/new/``), one file per message.
+read what was sent in a Maildir: ``<dir>/new/`` holds one ``.eml`` file per message,
+which a mail program opens; mutt and other Maildir readers open ``<dir>`` itself.
 """
 
 from __future__ import annotations

@@ -1,14 +1,24 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from delivery import dispatch
 from delivery.cli import app
 from delivery.models import Delivery, OrderLine
+from giftq import migrate
+from giftq.db import make_engine
+from giftq.settings import reset_settings
 
 
 def giftq(*args: str) -> Any:
@@ -85,3 +95,123 @@ def test_unknown_ids_say_so(database_url: str) -> None:
     result = giftq("order", "999999")
     assert result.exit_code == 1
     assert "no order 999999" in result.output
+
+
+# --- a data dir or database that is not what the code needs ---------------------------------
+
+EVERY_COMMAND = [
+    ["order", "1"],
+    ["card", "1"],
+    ["failures"],
+    ["replay", "--all"],
+    ["resend", "1", "--email", "right@example.com"],
+    ["reissue", "1"],
+    ["cancel", "1"],
+    ["suppressed"],
+    ["unsuppress", "right@example.com"],
+    ["sweep"],
+]
+
+
+def _previous_revision() -> str:
+    down = ScriptDirectory.from_config(migrate.alembic_config()).get_revision(migrate.head()).down_revision
+    assert isinstance(down, str)
+    return down
+
+
+@pytest.mark.parametrize("command", EVERY_COMMAND, ids=lambda c: c[0])
+def test_a_wrong_data_dir_is_named_and_nothing_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    typo = tmp_path / "vra"
+    monkeypatch.setenv("GIFTQ_DATA_DIR", str(typo))
+    # Without secrets in the environment, nothing may generate them into the data dir either.
+    monkeypatch.delenv("GIFTQ_CODE_PEPPER")
+    monkeypatch.delenv("GIFTQ_CODE_KEYS")
+    reset_settings()
+
+    result = giftq(*command)
+
+    assert result.exit_code == 1, result.output
+    assert result.output == f"error: no giftq database at {typo / 'giftq.sqlite3'} (run: giftq db upgrade)\n"
+    assert not typo.exists()
+
+
+def test_a_folder_that_holds_no_database_is_left_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTQ_") or k.startswith("GIFTQ_TEST_")}
+    env["GIFTQ_DATA_DIR"] = str(folder)
+
+    # The installed command, as an operator runs it: one line, no traceback.
+    ran = subprocess.run(
+        [str(Path(sys.executable).with_name("giftq")), "ops", "order", "17"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert ran.returncode == 1
+    assert ran.stdout == ""
+    assert ran.stderr == f"error: no giftq database at {folder / 'giftq.sqlite3'} (run: giftq db upgrade)\n"
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_an_empty_database_is_told_to_upgrade(database_url: str) -> None:
+    migrate.downgrade(database_url, "base")
+    result = giftq("failures")
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f"error: no giftq database at {migrate.where(database_url)} (run: giftq db upgrade)\n"
+    )
+
+
+def test_a_database_behind_the_code_is_told_to_upgrade(database_url: str) -> None:
+    previous = _previous_revision()
+    migrate.downgrade(database_url, previous)
+    result = giftq("order", "1")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"error: the giftq database at {migrate.where(database_url)} is at revision {previous}; "
+        f"the code's head is {migrate.head()} (run: giftq db upgrade)\n"
+    )
+
+
+def test_a_database_from_newer_code_is_not_told_to_upgrade(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    result = giftq("order", "1")
+    assert result.exit_code == 1
+    assert "is at revision 9999, which this code does not know" in result.output
+    assert "giftq db upgrade" not in result.output
+    assert len(result.output.splitlines()) == 1
+
+
+def test_a_postgresql_database_that_does_not_exist_is_named(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = make_url(pg_url).set(database=f"{make_url(pg_url).database}_missing")
+    monkeypatch.setenv("GIFTQ_DATABASE_URL", missing.render_as_string(hide_password=False))
+    reset_settings()
+    result = giftq("failures")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"error: cannot open the giftq database at {missing}: ")
+    assert "does not exist" in result.output
+    assert len(result.output.splitlines()) == 1
+
+
+def test_a_bad_setting_is_one_line_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIFTQ_RETRY_SCHEDULE_SECONDS", "30,soon")
+    reset_settings()
+    result = giftq("failures")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: GIFTQ_RETRY_SCHEDULE_SECONDS item 2: ")
+    assert len(result.output.splitlines()) == 1

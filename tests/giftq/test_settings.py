@@ -4,6 +4,7 @@ import base64
 import json
 import logging
 from pathlib import Path
+from typing import get_origin
 
 import pytest
 
@@ -98,3 +99,78 @@ def test_plain_postgresql_urls_use_psycopg3(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("GIFTQ_DATABASE_URL", "postgresql://u@h:5432/giftq")
     reset_settings()
     assert get_settings().sqlalchemy_url == "postgresql+psycopg://u@h:5432/giftq"
+
+
+# --- list settings, and bad values -------------------------------------------------------
+
+
+def _list_settings() -> list[str]:
+    return [
+        name for name, info in Settings.model_fields.items() if get_origin(info.annotation) in (tuple, list)
+    ]
+
+
+def test_there_are_list_settings_to_check() -> None:
+    assert "retry_schedule_seconds" in _list_settings()
+
+
+@pytest.mark.parametrize("name", _list_settings())
+@pytest.mark.parametrize("form", ["comma", "comma with spaces", "json"])
+def test_every_list_setting_takes_the_comma_form_and_json(
+    monkeypatch: pytest.MonkeyPatch, name: str, form: str
+) -> None:
+    default = Settings.model_fields[name].default
+    assert default, f"{name}: give the test a non-empty default to write back"
+    written = {
+        "comma": ",".join(map(str, default)),
+        "comma with spaces": " , ".join(map(str, default)),
+        "json": json.dumps(list(default)),
+    }[form]
+    monkeypatch.setenv(f"GIFTQ_{name.upper()}", written)
+    assert getattr(Settings(), name) == default
+
+
+def test_a_short_retry_schedule_in_the_comma_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIFTQ_RETRY_SCHEDULE_SECONDS", "30,60")
+    assert Settings().retry_schedule_seconds == (30, 60)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("30,abc", r"^GIFTQ_RETRY_SCHEDULE_SECONDS item 2: .*valid integer.*\(got 'abc'\)$"),
+        ("30,,60", r"^GIFTQ_RETRY_SCHEDULE_SECONDS item 2: .*valid integer"),
+        ("[30, 60", r"^GIFTQ_RETRY_SCHEDULE_SECONDS: not valid JSON"),
+    ],
+)
+def test_a_bad_list_names_its_variable(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    monkeypatch.setenv("GIFTQ_RETRY_SCHEDULE_SECONDS", value)
+    with pytest.raises(SettingsError, match=message):
+        Settings()
+
+
+def test_every_bad_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIFTQ_SMTP_PORT", "twenty-five")
+    monkeypatch.setenv("GIFTQ_SMTP_SECURITY", "ssl")
+    with pytest.raises(SettingsError) as raised:
+        Settings()
+    problems = str(raised.value).split("; ")
+    assert [p.split(":")[0] for p in problems] == ["GIFTQ_SMTP_PORT", "GIFTQ_SMTP_SECURITY"]
+    assert "(got 'ssl')" in problems[1]
+
+
+def test_a_bad_secret_is_named_but_not_shown() -> None:
+    with pytest.raises(SettingsError, match=r"^GIFTQ_CODE_PEPPER: ") as raised:
+        Settings(code_pepper=987654321)
+    assert "987654321" not in str(raised.value)
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("GIFTQ_SMTP_PORT", "GIFTQ_DATA_DIR", "GIFTQ_RETRY_SCHEDULE_SECONDS", "GIFTQ_ENV"):
+        monkeypatch.setenv(name, "")
+    settings = Settings()
+    assert settings.smtp_port == Settings.model_fields["smtp_port"].default
+    assert settings.data_dir == tmp_path / "var"
+    assert settings.retry_schedule_seconds == Settings.model_fields["retry_schedule_seconds"].default
+    assert settings.env == "development"

@@ -6,6 +6,11 @@
   in a Maildir (``<maildir>/new/``) when ``maildir`` is given, otherwise in memory as
   ``(mail_from, rcpt_tos, data)`` tuples; ``keep=False`` only counts.
 
+A kept message is a Maildir file (written in ``tmp/``, renamed into ``new/``, so a mail
+reader such as mutt opens the folder as a mailbox) whose unique name ends in ``.eml``,
+so that a desktop mail program opens the file itself. Maildir allows any unique name
+without ``/`` or ``:``; readers add their ``:2,`` flags after it.
+
 ``giftq smtp-sink`` (:mod:`delivery.cli.sink`) runs a sink in the foreground.
 
 Nothing is fsynced: the sink is for development and benchmarks, where thousands of
@@ -48,6 +53,8 @@ if not any(isinstance(f, _NoMessageLines) for f in _aiosmtpd_log.filters):
     _aiosmtpd_log.addFilter(_NoMessageLines())
 
 SINK_HOSTNAME = "giftq-sink.localhost"
+MESSAGE_SUFFIX = ".eml"
+"""The end of every message file's name: what mail programs open."""
 
 # "<local@domain> [params]" as a sender sends it; anything fancier takes aiosmtpd's path.
 _SIMPLE_PATH = re.compile(r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)", re.DOTALL)
@@ -316,7 +323,10 @@ class SmtpSink:
     def _deliver_to_maildir(self, message: SinkMessage) -> None:
         assert self.maildir is not None
         now = time.time()
-        name = f"{int(now)}.M{int(now % 1 * 1_000_000)}P{os.getpid()}Q{next(self._sequence)}.{self._host_tag}"
+        name = (
+            f"{int(now)}.M{int(now % 1 * 1_000_000)}P{os.getpid()}Q{next(self._sequence)}"
+            f".{self._host_tag}{MESSAGE_SUFFIX}"
+        )
         # What a local delivery agent adds: where bounces go and whom it was for.
         trace = f"Return-Path: <{message.mail_from}>\r\n" + "".join(
             f"X-Original-To: {rcpt}\r\n" for rcpt in message.rcpt_tos
