@@ -30,13 +30,14 @@ from typing import Literal
 
 import aiosmtplib
 
+from giftq.text import one_line
+
 FailureKind = Literal["retryable", "permanent"]
 
 MAX_DETAIL_CHARS = 300
 
 # Claim-code shapes (grouped XXXX-XXXX-XXXX-XXXXX, or 16-17 symbols in a run): masked.
 _CODE_LIKE = re.compile(r"\b[0-9A-Z]{4}(?:-[0-9A-Z]{4,5}){2,}(?:-[0-9A-Z]{1,5})?\b|\b[0-9A-Z]{16,17}\b")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 # The relay refused the session itself (not the recipient): fix the configuration, retry.
 _RELAY_REFUSALS: tuple[type[BaseException], ...] = (
@@ -133,7 +134,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _detail(text: str) -> str:
-    text = " ".join(_CONTROL.sub(" ", text).split())
+    text = one_line(text)
     text = _CODE_LIKE.sub("[masked]", text)
     if len(text) > MAX_DETAIL_CHARS:
         text = text[: MAX_DETAIL_CHARS - 1] + "…"
