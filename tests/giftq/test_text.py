@@ -30,7 +30,9 @@ def test_one_line_fields_refuse_every_control(char: str) -> None:
     assert find_control(f"Eve{char}Smith") == char
 
 
-@pytest.mark.parametrize("name", ["Zoë Müller", "山田太郎", "محمد علي", "שרה כהן", "O'Brien-Smith", "Anne\u00a0Marie"])
+@pytest.mark.parametrize(
+    "name", ["Zoë Müller", "山田太郎", "محمد علي", "שרה כהן", "O'Brien-Smith", "Anne\u00a0Marie"]
+)
 def test_real_names_pass(name: str) -> None:
     assert refuse_controls(name) == name
     assert one_line(name) == name
