@@ -221,3 +221,18 @@ def test_environment_is_built_once_per_process(samples: SimpleNamespace) -> None
     render_email(samples.gift("DE"))
     assert _environment(get_settings().templates_dir) is env
     assert env.auto_reload is False
+
+
+def test_a_long_word_in_a_message_wraps_in_the_text_part(samples: SimpleNamespace) -> None:
+    word = "Herzlichen" * 50
+    link = "https://example.com/" + "a" * 80
+    rendered = render_email(samples.gift("DE", message=f"Alles Gute!\n{word}\nSee {link} there"))
+    lines = rendered.text.splitlines()
+    assert all(len(line) <= 72 for line in lines if link not in line), max(lines, key=len)
+    # The word's pieces, put back together, are the word: nothing lost, nothing added.
+    pieces = [line.strip() for line in lines if line.strip() and set(line.strip()) <= set(word)]
+    assert len(pieces) > 1
+    assert "".join(pieces) == word
+    # A link stays whole on its line (a broken one stops working), and so does the code.
+    assert any(link in line for line in lines)
+    assert f"    {samples.CODE}\n" in rendered.text
