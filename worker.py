@@ -1,8 +1,8 @@
 """The Celery app, for ``celery -A worker worker -Q ...`` and ``celery -A worker beat``.
 
-Configuration lives in ``delivery/celery_app.py``; tasks in ``delivery/tasks.py``.
+Configuration lives in ``delivery/worker/celery_app.py``; tasks in ``delivery/worker/tasks.py``.
 """
 
-from delivery.celery_app import get_app
+from delivery.worker.celery_app import get_app
 
 app = get_app()

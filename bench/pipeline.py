@@ -69,7 +69,7 @@ def _environment(database_url: str, broker_url: str, smtp_port: int, data_dir: P
 
 def _sample_gift() -> bytes:
     """A real gift email (rendered and built by the email channel), for the blast."""
-    from delivery.email import GiftEmail, build_message, render_email
+    from delivery.channels.email import GiftEmail, build_message, render_email
 
     context = GiftEmail(
         recipient_name="Robin Receiver",
@@ -211,7 +211,7 @@ def _start_workers(env: dict[str, str], workers: int, log: Path, loglevel: str) 
 
 
 def _wait_ready(timeout: float = 60.0) -> None:
-    from delivery.celery_app import get_app
+    from delivery.worker.celery_app import get_app
 
     deadline = time.monotonic() + timeout
     while not get_app().control.ping(timeout=0.5):

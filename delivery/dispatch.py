@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from functools import lru_cache
@@ -30,12 +30,13 @@ from typing import Protocol
 from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from delivery import compose, notices
-from delivery.email import (
+from delivery import notices
+from delivery.channels.email import (
     EmailContext,
     Envelope,
     SendOutcome,
     build_message,
+    compose,
     get_transport,
     render_email,
 )
@@ -47,9 +48,10 @@ from delivery.models import (
     Order,
     SuppressedAddress,
 )
+from delivery.orders.schemas import Channel
 from delivery.outbox import enqueue_after_commit
+from delivery.reasons import FailureReason
 from delivery.retry import FailureKind, RetrySchedule, classify
-from delivery.schemas import Channel
 from delivery.states import DeliveryStatus as S
 from delivery.states import check
 from giftq.db import utcnow
@@ -61,9 +63,11 @@ log = logging.getLogger(__name__)
 
 
 class Transport(Protocol):
-    """What :func:`send` needs from a channel back end (``delivery.email`` provides one)."""
+    """What :func:`send` needs from a channel back end (``delivery.channels.email`` provides one)."""
 
-    def send_batch(self, envelopes: list[Envelope]) -> list[SendOutcome]: ...
+    def send_batch(
+        self, envelopes: list[Envelope], on_outcome: Callable[[SendOutcome], None] | None = None
+    ) -> list[SendOutcome]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,10 @@ def claim(session: Session, delivery_ids: Sequence[int], *, claimer: str, fill_t
     # including rows it had topped its batch up with; then the rows it was sent for.
     # (Two statements rather than one with an OR, so that each can use an index.)
     ids = _take(session, claimer, now, Delivery.status == S.SENDING, Delivery.claimed_by == claimer)
+    if ids:
+        # Every answer before the crash was recorded as it came, so of the rows still
+        # held, the first in send order is the one that was in flight: it may have gone out.
+        notices.interrupted(session, [min(ids)], now)
     ids += _take(
         session,
         claimer,
@@ -194,14 +202,7 @@ def _refuse_suppressed(session: Session, delivery: Delivery, order: Order, now: 
     delivery.status = check(delivery.status, S.FAILED_PERMANENT)
     delivery.last_error = response
     delivery.updated_at = now
-    notices.notify_failure(
-        session,
-        delivery,
-        order,
-        f"Mail to {delivery.to_address} was refused permanently before, so we did not send "
-        "the gift there. Please check the address and ask us to send it again.",
-        now,
-    )
+    notices.notify_failure(session, delivery, order, FailureReason.SUPPRESSED, now)
 
 
 def _fail_now(session: Session, delivery: Delivery, order: Order, error: str, now: dt.datetime) -> None:
@@ -212,7 +213,7 @@ def _fail_now(session: Session, delivery: Delivery, order: Order, error: str, no
     delivery.status = check(delivery.status, S.FAILED_PERMANENT)
     delivery.last_error = error
     delivery.updated_at = now
-    notices.notify_failure(session, delivery, order, "We could not prepare the email for this gift.", now)
+    notices.notify_failure(session, delivery, order, FailureReason.UNRENDERABLE, now)
 
 
 # --- 2. send ------------------------------------------------------------------------------
@@ -232,10 +233,24 @@ def message_id(delivery_id: int) -> str:
     return f"giftq.delivery.{delivery_id}@{sender_address().rpartition('@')[2] or 'localhost'}"
 
 
-def send(claimed: Sequence[Claimed], transport: Transport | None = None) -> list[Result]:
-    """Render and send; every claimed delivery gets exactly one :class:`Result`."""
+def send(
+    claimed: Sequence[Claimed],
+    transport: Transport | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
+    """Render and send; every claimed delivery gets exactly one :class:`Result`.
+
+    ``on_result`` sees each result as soon as it is known (before the next message is
+    sent), so that :func:`run_batch` can record it at once.
+    """
     started = utcnow()
+    report = on_result or _ignore
     results: list[Result] = []
+
+    def add(result: Result) -> None:
+        results.append(result)
+        report(result)
+
     envelopes: list[Envelope] = []
     mail_from = sender_address()
     for item in claimed:
@@ -249,7 +264,7 @@ def send(claimed: Sequence[Claimed], transport: Transport | None = None) -> list
             )
         except Exception as exc:  # a bad row must not sink its batch
             log.exception("delivery %d: could not build the email", item.delivery_id)
-            results.append(
+            add(
                 Result(item.delivery_id, False, classify(error=exc), None, _describe(exc), started)
             )
             continue
@@ -258,14 +273,8 @@ def send(claimed: Sequence[Claimed], transport: Transport | None = None) -> list
         )
     if not envelopes:
         return results
-    try:
-        outcomes = (transport or get_transport()).send_batch(envelopes)
-    except Exception as exc:  # the whole batch failed to go out: each delivery gets the answer
-        log.warning("email batch of %d failed: %s", len(envelopes), _describe(exc))
-        batch_kind = classify(error=exc)
-        return results + [Result(e.ref, False, batch_kind, None, _describe(exc), started) for e in envelopes]
-    answered = {o.ref for o in outcomes}
-    for outcome in outcomes:
+
+    def answered(outcome: SendOutcome) -> None:
         kind: FailureKind | None = None
         if not outcome.accepted:
             kind = (
@@ -275,13 +284,29 @@ def send(claimed: Sequence[Claimed], transport: Transport | None = None) -> list
             )
         said = outcome.response or (outcome.failure.detail if outcome.failure else "")
         response = redact(said)[:1000]
-        results.append(Result(outcome.ref, outcome.accepted, kind, outcome.code, response, started))
+        add(Result(outcome.ref, outcome.accepted, kind, outcome.code, response, started))
+
+    try:
+        (transport or get_transport()).send_batch(envelopes, answered)
+    except Exception as exc:  # the whole batch failed to go out: each delivery gets the answer
+        log.warning("email batch of %d failed: %s", len(envelopes), _describe(exc))
+        batch_kind = classify(error=exc)
+        done = {r.delivery_id for r in results}
+        for e in envelopes:
+            if e.ref not in done:
+                add(Result(e.ref, False, batch_kind, None, _describe(exc), started))
+        return results
+    done = {r.delivery_id for r in results}
     for envelope in envelopes:
-        if envelope.ref not in answered:
-            results.append(
+        if envelope.ref not in done:
+            add(
                 Result(envelope.ref, False, FailureKind.RETRYABLE, None, "no answer from transport", started)
             )
     return results
+
+
+def _ignore(_: Result) -> None:
+    return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -368,7 +393,7 @@ def record(
                     delivery_id=delivery.id,
                 )
             if delivery.kind == DeliveryKind.GIFT:
-                reason = _reason(delivery, result)
+                reason = _reason(result)
                 follow_ups.append(
                     notices.notice_row(delivery, order, DeliveryKind.FAILED_NOTICE, reason, now=now)
                 )
@@ -397,15 +422,12 @@ def _outcome(result: Result) -> AttemptOutcome:
     return AttemptOutcome.RETRYABLE if result.kind is FailureKind.RETRYABLE else AttemptOutcome.PERMANENT
 
 
-def _reason(delivery: Delivery, result: Result) -> str:
+def _reason(result: Result) -> FailureReason:
     if result.kind is FailureKind.RETRYABLE:
-        return (
-            f"We could not reach the mail server for {delivery.to_address} after "
-            f"{delivery.attempts} attempts."
-        )
+        return FailureReason.UNREACHABLE
     if result.code is not None:
-        return f"The recipient's mail server refused the address {delivery.to_address}."
-    return "We could not prepare the email for this gift."
+        return FailureReason.REFUSED
+    return FailureReason.UNRENDERABLE
 
 
 # --- the three steps, for an entry point --------------------------------------------------
@@ -423,6 +445,28 @@ def run_batch(
     claimer = claimer or uuid.uuid4().hex
     with sessions.begin() as session:
         claimed = claim(session, delivery_ids, claimer=claimer, fill_to=fill_to)
-    results = send(claimed, transport)
-    with sessions.begin() as session:
-        return record(session, results, claimer=claimer)
+    recorded: set[int] = set()
+    reports: list[BatchReport] = []
+
+    def record_now(result: Result) -> None:
+        # Each answer is written down before the next message goes out: a worker killed
+        # mid-batch leaves at most the message in flight to be sent again.
+        try:
+            with sessions.begin() as session:
+                reports.append(record(session, [result], claimer=claimer))
+        except Exception as exc:  # the database is away: the end of the batch tries again
+            log.warning("delivery %d: answer not recorded yet: %s", result.delivery_id, _describe(exc))
+            return
+        recorded.add(result.delivery_id)
+
+    results = send(claimed, transport, record_now)
+    rest = [r for r in results if r.delivery_id not in recorded]
+    if rest:
+        with sessions.begin() as session:
+            reports.append(record(session, rest, claimer=claimer))
+    return BatchReport(
+        len(results),
+        sum(r.sent for r in reports),
+        sum(r.retrying for r in reports),
+        sum(r.failed for r in reports),
+    )

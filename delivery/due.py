@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from delivery.models import Delivery
+from delivery.orders.processing import SENDERS
 from delivery.outbox import enqueue_deliveries
-from delivery.processing import SENDERS
 from delivery.states import DeliveryStatus as S
 from giftq.db import utcnow
 

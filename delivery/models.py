@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from delivery.schemas import Channel
+from delivery.orders.schemas import Channel
 from delivery.states import DeliveryStatus
 from giftq.db import Base, BigId, UTCDateTime, bigid_pk, minor_units, sql_in, utc_datetime, utcnow
 
@@ -138,6 +138,8 @@ class Delivery(Base):
     due_at: Mapped[utc_datetime]
     """When a scheduled send is due; for a retry, when the next attempt is due."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    possible_duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Times a worker died while this message was in flight: it may have gone out twice."""
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     """Id of the task that moved it to ``sending``: a redelivered task may take it back."""
     last_error: Mapped[str | None] = mapped_column(Text)

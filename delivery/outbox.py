@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from delivery.celery_app import ROUTES, get_app
+from delivery.worker.celery_app import ROUTES, get_app
 from giftq.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -5,9 +5,10 @@
 - deliveries ``queued`` that long: dispatch re-enqueued (claiming is atomic, so a
   duplicate message costs a no-op);
 - deliveries ``sending`` for ``sweep_sending_after`` (longer than any task may run, so
-  their worker is gone): an ``interrupted`` attempt is logged and they go back to
-  ``queued``, or fail for good once they used up the retry schedule (a message that
-  kills its worker every time must not do so forever).
+  their worker is gone): they go back to ``queued``; the one that was in flight gets an
+  ``interrupted`` attempt and a possible duplicate counted, and fails for good once it
+  used up the retry schedule (a message that kills its worker every time must not do so
+  forever).
 
 Each re-enqueue touches ``updated_at``, so a row is pushed once per period, not per sweep.
 """
@@ -21,10 +22,11 @@ from typing import Any
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from delivery.models import AttemptOutcome, Delivery, Order, OrderStatus
-from delivery.notices import log_attempt, notify_failure
+from delivery.models import Delivery, Order, OrderStatus
+from delivery.notices import interrupted, notify_failure
+from delivery.orders.processing import SENDERS
 from delivery.outbox import enqueue_after_commit, enqueue_deliveries
-from delivery.processing import SENDERS
+from delivery.reasons import FailureReason
 from delivery.retry import RetrySchedule
 from delivery.states import DeliveryStatus as S
 from delivery.states import check
@@ -107,28 +109,21 @@ def _recover_sending(session: Session, before: dt.datetime, now: dt.datetime) ->
         ).all()
     )
     schedule = RetrySchedule.from_settings()
+    # Answers are recorded as they come, so of a dead task's rows only its first in send
+    # order was in flight; the others never started and go back without an attempt.
+    in_flight: dict[str | None, int] = {}
+    for delivery, _ in rows:
+        in_flight[delivery.claimed_by] = min(delivery.id, in_flight.get(delivery.claimed_by, delivery.id))
+    interrupted(session, sorted(in_flight.values()), now)
     recovered: list[int] = []
     abandoned = 0
     for delivery, order in rows:
-        delivery.attempts += 1
+        session.refresh(delivery, ["attempts"])
         delivery.updated_at = now
         delivery.claimed_by = None
-        response = "interrupted: the worker stopped during the send (it may have gone out)"
-        log_attempt(
-            session,
-            delivery,
-            AttemptOutcome.INTERRUPTED,
-            code=None,
-            response=response,
-            started=now,
-            finished=now,
-        )
-        delivery.last_error = response
         if delivery.attempts >= schedule.max_attempts:
             delivery.status = check(delivery.status, S.FAILED_PERMANENT)
-            notify_failure(
-                session, delivery, order, "We could not send the gift after several attempts.", now
-            )
+            notify_failure(session, delivery, order, FailureReason.INTERRUPTED, now)
             abandoned += 1
         else:
             delivery.status = check(delivery.status, S.QUEUED)

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     public_base_url: str = "http://localhost:8000"
     """Where customers redeem codes: ``<public_base_url>/<marketplace>/redeem``."""
 
-    # --- email (delivery.email) ---
+    # --- email (delivery.channels.email) ---
     email_from: str = "giftq <gifts@localhost>"
     email_reply_to: str = ""
     smtp_host: str = "127.0.0.1"

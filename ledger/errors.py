@@ -8,8 +8,8 @@
     ├── InsufficientFunds         a debit would take a bounded balance below zero
     ├── InvalidState              the operation does not apply in the object's state
     └── RedemptionRefused         what a customer typing a code can be told
-        ├── CodeMistyped          fails the check character: a typo, no lookup was made
-        ├── CodeNotValid          well-formed, but no card has this code
+        ├── CodeMistyped          not a well-formed code (typo, length, characters): no lookup
+        ├── CodeNotValid          well-formed, but no card has this code (counts toward lockout)
         ├── AlreadyRedeemed       .to_this_account tells the two cases apart
         ├── WrongMarketplace
         ├── CardNotActive         physical card not shipped yet
@@ -55,14 +55,17 @@ class RedemptionRefused(LedgerError):
 
     reason = "refused"
     counts_as_failure = False
-    """Whether it counts toward the lockout (guessing looks like these)."""
+    """Whether it counts toward the lockout: only a lookup that found no card does."""
 
 
 class CodeMistyped(RedemptionRefused):
-    """The code fails its check character: most likely a typo. No lookup was made."""
+    """The text is not a well-formed code (most likely a typo). No lookup was made.
+
+    It tells nothing about any real code (anyone can check a check character), so it
+    does not count toward the lockout.
+    """
 
     reason = "mistyped"
-    counts_as_failure = True
 
 
 class CodeNotValid(RedemptionRefused):

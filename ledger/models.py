@@ -175,7 +175,10 @@ class IdempotencyRecord(Base):
 
 
 class RedemptionFailure(Base):
-    """A failed redemption attempt (not valid / mistyped), counted for the lockout."""
+    """A lookup of a well-formed code that found no card, counted for the lockout.
+
+    ``scope`` is ``account:<owner>`` (across marketplaces) or ``client:<client>``.
+    """
 
     __tablename__ = "ledger_redemption_failures"
     __table_args__ = (Index("ix_ledger_redemption_failures_scope_failed_at", "scope", "failed_at"),)

@@ -7,18 +7,22 @@ Order of work, chosen so that every answer is right under concurrency:
 3. the idempotency key: a replay returns the first result. It is read *after*
    the card lock, so a concurrent twin with the same key waits for the first and
    then sees its committed result instead of "already redeemed";
-4. lockout: too many recent failures for this account or client -> refused
-   (before 1 and 2 answer, so a locked-out guesser learns nothing; after 3, so a
-   retried success is still a success);
+4. lockout: too many recent failures for this account (in any marketplace) or
+   this client -> refused (before 1 and 2 answer, so a locked-out guesser learns
+   nothing; after 3, so a retried success is still a success);
 5. the card's state (voided, not active, wrong marketplace, already redeemed);
 6. the posting card -> wallet and the redemption row (unique per card).
 
 Locks are taken card first, wallet second, everywhere in the ledger.
 
-Failures that look like guessing (mistyped, not valid) are recorded in the
-caller's session before the refusal is raised: the caller must commit them to
-keep the lockout counting. :func:`redeem_code` does this for callers that own no
-session.
+Only a lookup can be a guess: a well-formed code (check character right) that no
+card has ("not valid") counts toward the lockout, once for the account and once
+for the client. A mistyped code reveals nothing about any real code and does not
+count, so clumsy typing never locks an honest customer out. The account scope is
+the account owner across marketplaces: a guesser does not get a fresh allowance
+per store. Counted failures are recorded in the caller's session before the
+refusal is raised: the caller must commit them to keep the lockout counting.
+:func:`redeem_code` does this for callers that own no session.
 """
 
 from __future__ import annotations
@@ -60,9 +64,9 @@ class RedemptionResult:
     redeemed_at: str
 
 
-def _scopes(account: str, marketplace: str, client: str | None) -> list[tuple[str, int]]:
+def _scopes(account: str, client: str | None) -> list[tuple[str, int]]:
     settings = get_settings()
-    scopes = [(f"account:{marketplace}:{account}", settings.redeem_max_failures_per_account)]
+    scopes = [(f"account:{account}", settings.redeem_max_failures_per_account)]
     if client:
         scopes.append((f"client:{client}", settings.redeem_max_failures_per_client))
     return scopes
@@ -106,7 +110,7 @@ def redeem(
     market = get_marketplace(marketplace)
     check_owner(account)
     now = utcnow()
-    scopes = _scopes(account, market.code, client)
+    scopes = _scopes(account, client)
     lockout = _lockout(session, scopes, now)
     try:
         claim = ClaimCode.parse(code)
@@ -122,7 +126,8 @@ def redeem(
     except RedemptionRefused as refusal:
         if lockout is not None:
             raise lockout from None  # a locked-out guesser learns nothing, and adds no count
-        _record_failure(session, scopes, refusal.reason, now)
+        if refusal.counts_as_failure:
+            _record_failure(session, scopes, refusal.reason, now)
         raise
 
     request = {"card_id": card.id, "account": account, "marketplace": market.code}

@@ -34,9 +34,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import ledger
 from delivery import ops, place_order
-from delivery.celery_app import get_app, reset_app
-from delivery.email import close_transport
-from delivery.email.sink import SmtpSink
+from delivery.channels.email import close_transport
+from delivery.channels.email.sink import SmtpSink
+from delivery.worker.celery_app import get_app, reset_app
 from giftq import migrate
 from giftq.db import make_engine, reset_engine
 from giftq.settings import get_settings, reset_settings

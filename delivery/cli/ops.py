@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from delivery import due, lookups, ops, sweeper
+from delivery import due, ops, sweeper
 from delivery.errors import DeliveryError
+from delivery.ops import lookups
 from giftq.db import session_factory
 from ledger.marketplaces import get_marketplace
 
@@ -56,7 +57,7 @@ def _deliveries(rows: tuple[lookups.DeliveryView, ...] | list[lookups.DeliveryVi
             d.status,
             d.to_address or d.to_name,
             d.card or "",
-            str(d.attempts),
+            str(d.attempts) + (f" ({d.possible_duplicates} dup?)" if d.possible_duplicates else ""),
             (d.last_error or "")[:60],
         )
     return table
@@ -181,7 +182,9 @@ def cancel(order_id: int) -> None:
     typer.echo(
         f"order {order_id} cancelled: {len(report.cancelled_deliveries)} deliveries stopped, "
         f"cards voided: {' '.join(map(str, report.voided_cards)) or 'none'}; "
-        f"already sent, still valid: {' '.join(map(str, report.kept_cards)) or 'none'}"
+        f"already sent, still valid: {' '.join(map(str, report.kept_cards)) or 'none'}; "
+        f"already redeemed: {' '.join(map(str, report.redeemed_cards)) or 'none'}; "
+        f"voided before (reissued): {' '.join(map(str, report.already_voided_cards)) or 'none'}"
     )
 
 

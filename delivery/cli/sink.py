@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from delivery.email.sink import SinkMessage, SmtpSink
+from delivery.channels.email.sink import SinkMessage, SmtpSink
 from giftq.settings import get_settings
 
 app = typer.Typer(help="Run a local SMTP sink.")

@@ -2,8 +2,9 @@
 
 A code is 16 random symbols (80 bits from the OS CSPRNG) and one check symbol,
 shown as ``XXXX-XXXX-XXXX-XXXXX``. The alphabet has no I, L, O or U, so that what
-a person reads is what they type; normalisation folds O->0 and I/L->1, ignores
-case, spaces and dashes.
+a person reads is what they type. :func:`normalize` folds what a person types or
+pastes (look-alike characters from other scripts and Unicode forms included) into
+that alphabet; its docstring lists the rules.
 
 The check symbol makes the weighted sum ``sum(a**i * c[i])`` zero in GF(32), with
 ``a`` a primitive element (polynomial x^5 + x^2 + 1). Distinct non-zero weights
@@ -14,6 +15,7 @@ different neighbours. These are "looks mistyped", answered without a lookup.
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from ledger.errors import CodeMistyped
 
@@ -23,7 +25,99 @@ LENGTH = RANDOM_SYMBOLS + 1
 GROUPS = (4, 4, 4, 5)
 
 _VALUE = {symbol: value for value, symbol in enumerate(ALPHABET)}
-_FOLD = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": None, "\t": None})
+
+SEPARATORS = (
+    # Spaces, line ends and tabs that survive NFKC (it already turns no-break, figure,
+    # thin and ideographic spaces into " ").
+    " \t\n\r\v\f\x85\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+    # Invisible: zero-width space, non-joiner, joiner, word joiner, BOM, soft hyphen.
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+    # Hyphens and dashes: hyphen-minus, hyphen, non-breaking hyphen, figure dash, en dash,
+    # em dash, horizontal bar, minus sign, hyphen bullet, small em dash, small and
+    # full-width hyphen-minus, modifier minus, and the katakana prolonged sound mark that a
+    # Japanese input method types for "-".
+    "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\ufe58\ufe63\uff0d\u02d7\u30fc"
+)
+"""Characters a person puts between groups, or that come along when a code is pasted."""
+
+# Cyrillic and Greek letters drawn like a Latin letter or a digit of the alphabet (after
+# case folding) in common fonts. Only true look-alikes: the small Cyrillic ka, em, en, te and
+# ve are drawn as small capitals, not as Latin lower case, and the small Greek alpha, iota,
+# kappa, upsilon and chi are told apart by readers; those stay errors. A look-alike of U
+# stays an error too: U is never in a code.
+LOOKALIKES = {
+    # Cyrillic capitals
+    "\N{CYRILLIC CAPITAL LETTER A}": "A",
+    "\N{CYRILLIC CAPITAL LETTER VE}": "B",
+    "\N{CYRILLIC CAPITAL LETTER IE}": "E",
+    "\N{CYRILLIC CAPITAL LETTER KA}": "K",
+    "\N{CYRILLIC CAPITAL LETTER EM}": "M",
+    "\N{CYRILLIC CAPITAL LETTER EN}": "H",
+    "\N{CYRILLIC CAPITAL LETTER O}": "O",
+    "\N{CYRILLIC CAPITAL LETTER ER}": "P",
+    "\N{CYRILLIC CAPITAL LETTER ES}": "C",
+    "\N{CYRILLIC CAPITAL LETTER TE}": "T",
+    "\N{CYRILLIC CAPITAL LETTER HA}": "X",
+    "\N{CYRILLIC CAPITAL LETTER U}": "Y",
+    "\N{CYRILLIC CAPITAL LETTER STRAIGHT U}": "Y",
+    "\N{CYRILLIC CAPITAL LETTER DZE}": "S",
+    "\N{CYRILLIC CAPITAL LETTER BYELORUSSIAN-UKRAINIAN I}": "I",
+    "\N{CYRILLIC CAPITAL LETTER JE}": "J",
+    "\N{CYRILLIC CAPITAL LETTER QA}": "Q",
+    "\N{CYRILLIC CAPITAL LETTER WE}": "W",
+    "\N{CYRILLIC CAPITAL LETTER ZE}": "3",
+    "\N{CYRILLIC LETTER PALOCHKA}": "I",
+    # Cyrillic small letters
+    "\N{CYRILLIC SMALL LETTER A}": "a",
+    "\N{CYRILLIC SMALL LETTER IE}": "e",
+    "\N{CYRILLIC SMALL LETTER O}": "o",
+    "\N{CYRILLIC SMALL LETTER ER}": "p",
+    "\N{CYRILLIC SMALL LETTER ES}": "c",
+    "\N{CYRILLIC SMALL LETTER U}": "y",
+    "\N{CYRILLIC SMALL LETTER HA}": "x",
+    "\N{CYRILLIC SMALL LETTER DZE}": "s",
+    "\N{CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I}": "i",
+    "\N{CYRILLIC SMALL LETTER PALOCHKA}": "l",
+    "\N{CYRILLIC SMALL LETTER JE}": "j",
+    "\N{CYRILLIC SMALL LETTER KOMI DE}": "d",
+    "\N{CYRILLIC SMALL LETTER SHHA}": "h",
+    "\N{CYRILLIC SMALL LETTER QA}": "q",
+    "\N{CYRILLIC SMALL LETTER WE}": "w",
+    # Greek capitals
+    "\N{GREEK CAPITAL LETTER ALPHA}": "A",
+    "\N{GREEK CAPITAL LETTER BETA}": "B",
+    "\N{GREEK CAPITAL LETTER EPSILON}": "E",
+    "\N{GREEK CAPITAL LETTER ZETA}": "Z",
+    "\N{GREEK CAPITAL LETTER ETA}": "H",
+    "\N{GREEK CAPITAL LETTER IOTA}": "I",
+    "\N{GREEK CAPITAL LETTER KAPPA}": "K",
+    "\N{GREEK CAPITAL LETTER MU}": "M",
+    "\N{GREEK CAPITAL LETTER NU}": "N",
+    "\N{GREEK CAPITAL LETTER OMICRON}": "O",
+    "\N{GREEK CAPITAL LETTER RHO}": "P",
+    "\N{GREEK CAPITAL LETTER TAU}": "T",
+    "\N{GREEK CAPITAL LETTER UPSILON}": "Y",
+    "\N{GREEK CAPITAL LETTER CHI}": "X",
+    "\N{GREEK CAPITAL LETTER YOT}": "J",
+    # Greek small letters
+    "\N{GREEK SMALL LETTER OMICRON}": "o",
+    "\N{GREEK SMALL LETTER NU}": "v",
+    "\N{GREEK SMALL LETTER RHO}": "p",
+}
+"""Look-alike character -> the Latin letter or digit it is read as."""
+
+
+def _fold_latin(symbol: str) -> str:
+    upper = symbol.upper()
+    return {"O": "0", "I": "1", "L": "1"}.get(upper, upper)
+
+
+_FOLD = str.maketrans(
+    {letter: _fold_latin(letter) for letter in "abcdefghijklmnopqrstuvwxyzOIL"}
+    | {lookalike: _fold_latin(latin) for lookalike, latin in LOOKALIKES.items()}
+    | dict.fromkeys(SEPARATORS)
+)
 
 # GF(32) log/antilog tables for the primitive polynomial x^5 + x^2 + 1.
 _EXP = [0] * 62
@@ -63,24 +157,54 @@ def check_symbol(body: str) -> str:
     return ALPHABET[_mul(partial, inverse_weight)]
 
 
+def could_be_issued(normalized: str) -> bool:
+    """Whether :func:`generate` can produce this normalised code: its random symbols are not all digits.
+
+    Redaction relies on it to leave long numbers (a float's digits, a timestamp) alone
+    without ever leaving a code unmasked.
+    """
+    return not normalized[:RANDOM_SYMBOLS].isdigit()
+
+
 def generate() -> str:
     """A new normalised code (17 symbols, no dashes) from the OS CSPRNG."""
     # One draw of 80 bits, cut into 5-bit symbols: each is uniform over the 32-symbol
     # alphabet. (A secrets.choice per symbol reads the OS CSPRNG 16 times per code,
     # which was a fifth of the time of a bulk issuance.)
-    bits = secrets.randbits(5 * RANDOM_SYMBOLS)
-    body = "".join(ALPHABET[(bits >> shift) & 0b11111] for shift in range(0, 5 * RANDOM_SYMBOLS, 5))
-    return body + check_symbol(body)
+    while True:
+        bits = secrets.randbits(5 * RANDOM_SYMBOLS)
+        body = "".join(ALPHABET[(bits >> shift) & 0b11111] for shift in range(0, 5 * RANDOM_SYMBOLS, 5))
+        # (10/32)**16: one draw in 1.2e8 is all digits and drawn again, a loss of 1e-8 bits.
+        if could_be_issued(body):
+            return body + check_symbol(body)
 
 
 def normalize(typed: str) -> str:
-    """Fold what a person typed into the canonical form, or raise :class:`CodeMistyped`.
+    """Fold what a person typed or pasted into the canonical form, or raise :class:`CodeMistyped`.
 
-    The error message describes the problem without repeating the input.
+    In this order:
+
+    1. Unicode NFKC: full-width and other compatibility forms of digits and letters
+       become ASCII (full-width zero -> 0, full-width A -> A), Unicode spaces (no-break,
+       figure, thin, ideographic, ...) become a space, the small and full-width
+       hyphen-minus become "-".
+    2. :data:`LOOKALIKES`: Cyrillic and Greek letters drawn like a Latin letter or a digit
+       of the alphabet are read as that letter: the Cyrillic capitals that look like
+       A B C E H K M O P T X Y, S I J Q W and 3 (ze), the Greek capitals that look like
+       A B E H I K M N O P T X Y Z J, the small Cyrillic letters that look like
+       a c e o p x y, s i j d h q w and l (palochka), and the small Greek o (omicron),
+       v (nu) and p (rho).
+    3. Case is ignored; O is read as 0, I and L as 1.
+    4. :data:`SEPARATORS` are dropped: spaces, tabs and line ends anywhere (a trailing
+       newline included), zero-width space, joiners, word joiner, BOM and soft hyphen,
+       and every hyphen and dash (hyphen-minus, hyphen, en and em dash, minus sign, ...).
+
+    Anything else (a Cyrillic Д, a Greek Ω, a U in any form) is a character a code never
+    has. The error message describes the problem without repeating the input.
     """
     if not isinstance(typed, str):
         raise CodeMistyped("a claim code is text")
-    folded = typed.upper().translate(_FOLD)
+    folded = unicodedata.normalize("NFKC", typed).translate(_FOLD)
     bad = sorted({s for s in folded if s not in _VALUE})
     if bad:
         shown = "U" if bad == ["U"] else f"{len(bad)} kind(s) of character"

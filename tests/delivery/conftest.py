@@ -31,7 +31,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from delivery.celery_app import reset_app
+from delivery.worker.celery_app import reset_app
 from giftq.settings import reset_settings
 
 
@@ -81,7 +81,7 @@ def order_payload() -> Any:
 
 def drain(queue: str) -> list[tuple[str, dict[str, Any]]]:
     """Take every message waiting on ``queue`` of the current app's broker: (task, kwargs)."""
-    from delivery.celery_app import get_app
+    from delivery.worker.celery_app import get_app
 
     taken = []
     with get_app().connection_for_read() as connection:
@@ -103,7 +103,8 @@ def broker_messages() -> Any:
 @pytest.fixture
 def issued_order(Session: Any, order_payload: Any) -> Any:
     """``issued_order(lines=1, key=..., **line_overrides) -> order_id``: placed and issued."""
-    from delivery import place_order, processing
+    from delivery import place_order
+    from delivery.orders import processing
 
     counter = iter(range(1_000_000))
 
@@ -183,8 +184,8 @@ def codes_in(message: email.message.Message) -> list[str]:
 @pytest.fixture
 def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedSmtp]:
     """A scripted SMTP server for this test; settings (and the email transport) point at it."""
-    from delivery.email import close_transport
-    from delivery.email.sink import SmtpServerThread
+    from delivery.channels.email import close_transport
+    from delivery.channels.email.sink import SmtpServerThread
 
     handler = ScriptedSmtp()
     with SmtpServerThread(handler, "127.0.0.1", 0) as server:
@@ -290,7 +291,7 @@ class Pipeline:
 
     def send(self, task: str, **kwargs: Any) -> str:
         """Send a task by name, as any Celery client would; returns its id."""
-        from delivery.celery_app import ROUTES, get_app
+        from delivery.worker.celery_app import ROUTES, get_app
 
         return str(get_app().send_task(task, kwargs=kwargs, queue=ROUTES[task]).id)
 
@@ -330,8 +331,8 @@ def pipeline_env(
 
 def use_pipeline(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point this test process (settings, engine, Celery app, email transport) at ``pipeline``."""
-    from delivery.celery_app import reset_app
-    from delivery.email import close_transport
+    from delivery.channels.email import close_transport
+    from delivery.worker.celery_app import reset_app
     from giftq import db as giftq_db
 
     for name, value in pipeline.env.items():

@@ -19,7 +19,7 @@ from kombu import Connection
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from delivery.email.sink import SmtpServerThread
+from delivery.channels.email.sink import SmtpServerThread
 from delivery.models import DeliveryAttempt, Order
 from giftq.db import make_engine, utcnow
 from ledger import redeem
@@ -212,7 +212,7 @@ def test_an_order_whose_enqueue_was_lost_is_swept_up(
     pipeline: Any, conftest: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from delivery import place_order
-    from delivery.celery_app import reset_app
+    from delivery.worker.celery_app import reset_app
     from giftq.settings import reset_settings
 
     address = "swept@example.com"

@@ -13,8 +13,8 @@ from celery.contrib.testing.worker import start_worker
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from delivery.celery_app import create_app
 from delivery.models import DeliveryAttempt, Order
+from delivery.worker.celery_app import create_app
 from giftq.db import utcnow
 from giftq.settings import get_settings, reset_settings
 from ledger import redeem

@@ -48,7 +48,7 @@ def test_every_giftq_service_gets_the_secrets_and_the_database(compose: dict[str
 
 
 def test_workers_start_after_migrations_and_cover_every_queue_with_tasks(compose: dict[str, Any]) -> None:
-    from delivery.celery_app import ROUTES
+    from delivery.worker.celery_app import ROUTES
 
     consumed: set[str] = set()
     for name, service in compose["services"].items():

@@ -28,7 +28,7 @@ import redis
 import yaml
 from alembic.script import ScriptDirectory
 
-from delivery.celery_app import create_app
+from delivery.worker.celery_app import create_app
 from giftq import migrate
 from giftq.settings import reset_settings
 

@@ -8,6 +8,7 @@ import logging
 import pickle
 import re
 import secrets
+import unicodedata
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -54,6 +55,19 @@ def test_format_is_17_crockford_symbols_grouped_4_4_4_5() -> None:
         assert DISPLAY.match(shown), shown
         assert shown.replace("-", "") == normalized
         assert code_text.normalize(shown) == normalized
+
+
+def test_random_symbols_are_never_all_digits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Log redaction leaves long numbers alone on the strength of this.
+    all_nines = sum(9 << (5 * i) for i in range(16))
+    draws = [all_nines, 0, all_nines + (6 << 75)]  # 9999...9, 0000...0, 9999...9F
+    monkeypatch.setattr(code_text.secrets, "randbits", lambda k: draws.pop(0))
+    assert code_text.generate()[:16] == "9" * 15 + "F"
+    assert draws == []
+    monkeypatch.undo()
+    assert not code_text.could_be_issued("0" * 16 + code_text.check_symbol("0" * 16))
+    assert code_text.could_be_issued("0" * 15 + "A" + code_text.check_symbol("0" * 15 + "A"))
+    assert all(code_text.could_be_issued(c) for c in codes(300))
 
 
 def test_codes_are_distinct_and_use_every_symbol() -> None:
@@ -104,6 +118,171 @@ def test_normalisation_folds_case_lookalikes_spaces_and_dashes(code: str) -> Non
     ]
     for typed in typed_forms:
         assert ClaimCode.parse(typed).normalized == code, typed
+
+
+def code_holding(symbols: str) -> str:
+    """A valid normalised code whose random part starts with ``symbols`` (at most 16)."""
+    body = (symbols + code_text.generate())[:16]
+    return body + code_text.check_symbol(body)
+
+
+def retyped(shown: str, table: dict[str, str]) -> str:
+    """``shown`` with each symbol written as ``table`` says."""
+    return "".join(table.get(symbol, symbol) for symbol in shown)
+
+
+def by_name(prefix: str, pairs: str) -> dict[str, str]:
+    """``"A=A, B=VE"`` -> {"A": the character named "<prefix> A", "B": "<prefix> VE"}."""
+    table = {}
+    for pair in pairs.split(", "):
+        symbol, name = pair.split("=")
+        table[symbol] = unicodedata.lookup(f"{prefix} {name}")
+    return table
+
+
+FULL_WIDTH = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}
+CYRILLIC_CAPITALS = by_name(
+    "CYRILLIC CAPITAL LETTER",
+    "A=A, B=VE, E=IE, K=KA, M=EM, H=EN, 0=O, P=ER, C=ES, T=TE, X=HA, Y=U, S=DZE, J=JE, Q=QA, W=WE, "
+    "3=ZE, 1=BYELORUSSIAN-UKRAINIAN I",
+)
+CYRILLIC_SMALL = by_name(
+    "CYRILLIC SMALL LETTER",
+    "A=A, E=IE, P=ER, C=ES, X=HA, Y=U, S=DZE, J=JE, D=KOMI DE, H=SHHA, Q=QA, W=WE, 0=O, "
+    "1=BYELORUSSIAN-UKRAINIAN I",
+)
+GREEK_CAPITALS = by_name(
+    "GREEK CAPITAL LETTER",
+    "A=ALPHA, B=BETA, E=EPSILON, Z=ZETA, H=ETA, 1=IOTA, K=KAPPA, M=MU, N=NU, 0=OMICRON, P=RHO, T=TAU, "
+    "Y=UPSILON, X=CHI, J=YOT",
+)
+GREEK_SMALL = by_name("GREEK SMALL LETTER", "0=OMICRON, V=NU, P=RHO")
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        FULL_WIDTH,
+        {symbol: FULL_WIDTH[symbol].lower() for symbol in ALPHABET},  # full-width small letters
+        dict(list(CYRILLIC_CAPITALS.items())[:16]),
+        dict(list(CYRILLIC_CAPITALS.items())[16:]),
+        CYRILLIC_SMALL,
+        {"1": "\N{CYRILLIC LETTER PALOCHKA}"},
+        {"1": "\N{CYRILLIC SMALL LETTER PALOCHKA}"},
+        {"Y": "\N{CYRILLIC CAPITAL LETTER STRAIGHT U}"},
+        GREEK_CAPITALS,
+        GREEK_SMALL,
+    ],
+    ids=[
+        "full-width",
+        "full-width-small",
+        "cyrillic-capitals",
+        "cyrillic-capitals-2",
+        "cyrillic-small",
+        "palochka",
+        "palochka-small",
+        "straight-u",
+        "greek-capitals",
+        "greek-small",
+    ],
+)
+def test_look_alike_letters_and_digits_are_read_as_the_symbol(table: dict[str, str]) -> None:
+    code = code_holding("".join(symbol for symbol in table if symbol in ALPHABET)[:16])
+    typed = retyped(code_text.display(code), table)
+    assert sum(1 for ch in typed if not ch.isascii()) >= min(len(table), 16)
+    assert ClaimCode.parse(typed).normalized == code
+
+
+@pytest.mark.parametrize(
+    "separator",
+    [
+        "\u00a0",  # no-break space
+        "\u2007",  # figure space
+        "\u2009",  # thin space
+        "\u202f",  # narrow no-break space
+        "\u3000",  # ideographic space
+        "\u200b",  # zero-width space
+        "\u200c",  # zero-width non-joiner
+        "\u200d",  # zero-width joiner
+        "\u2060",  # word joiner
+        "\ufeff",  # BOM
+        "\u00ad",  # soft hyphen
+        "\u2010",  # hyphen
+        "\u2011",  # non-breaking hyphen
+        "\u2012",  # figure dash
+        "\u2013",  # en dash
+        "\u2014",  # em dash
+        "\u2015",  # horizontal bar
+        "\u2212",  # minus sign
+        "\ufe63",  # small hyphen-minus
+        "\uff0d",  # full-width hyphen-minus
+        "\u30fc",  # katakana prolonged sound mark, what a Japanese input method types for "-"
+        " - ",
+        "\t",
+    ],
+)
+def test_unicode_spaces_invisible_characters_and_dashes_are_ignored(code: str, separator: str) -> None:
+    typed = code_text.display(code).replace("-", separator)
+    assert ClaimCode.parse(typed).normalized == code
+    assert ClaimCode.parse(separator + typed + separator).normalized == code
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\t", " \n", "\n\n", "\u2028", "\x85"])
+def test_a_trailing_line_end_or_tab_from_a_paste_is_ignored(code: str, ending: str) -> None:
+    assert ClaimCode.parse(code_text.display(code) + ending).normalized == code
+    assert ClaimCode.parse(code + ending).normalized == code
+
+
+def test_a_code_pasted_with_every_kind_of_look_alike_at_once_parses() -> None:
+    code = code_holding("ABE0" + "PCX1" + "HKMN" + "T3")
+    groups = code_text.display(code).split("-")
+    typed = (
+        "\ufeff\u200b "
+        + retyped(groups[0], FULL_WIDTH)
+        + "\u2013"
+        + retyped(groups[1], CYRILLIC_SMALL | {"X": "\N{CYRILLIC CAPITAL LETTER HA}"})
+        + "\u00a0\u2014\u00a0"
+        + retyped(groups[2], GREEK_CAPITALS)
+        + "\u2212\u200d"
+        + retyped(groups[3].lower(), {"3": "\N{CYRILLIC CAPITAL LETTER ZE}"})
+        + "\u3000\t\r\n"
+    )
+    assert not typed.isascii()
+    assert ClaimCode.parse(typed).normalized == code
+
+
+def test_the_look_alike_table_maps_only_onto_the_alphabet() -> None:
+    for lookalike, latin in code_text.LOOKALIKES.items():
+        assert not lookalike.isascii()
+        folded = {"O": "0", "I": "1", "L": "1"}.get(latin.upper(), latin.upper())
+        assert folded in ALPHABET, (lookalike, latin)
+    assert not set(code_text.SEPARATORS) & set(ALPHABET.lower() + ALPHABET)
+
+
+@pytest.mark.parametrize(
+    "replacement, problem",
+    [
+        ("\N{CYRILLIC CAPITAL LETTER DE}", "characters a code never has (1 kind"),
+        ("\N{CYRILLIC SMALL LETTER KA}", "characters a code never has (1 kind"),  # a small capital
+        ("\N{GREEK CAPITAL LETTER OMEGA}", "characters a code never has (1 kind"),
+        ("\N{GREEK SMALL LETTER ALPHA}", "characters a code never has (1 kind"),  # told apart from a
+        ("\N{CYRILLIC CAPITAL LETTER U WITH MACRON}", "characters a code never has (1 kind"),
+        ("\N{FULLWIDTH LATIN CAPITAL LETTER U}", "characters a code never has (U)"),  # still a U
+        ("*", "characters a code never has (1 kind"),
+        ("", "a code has 17 characters; this one has 16"),
+        ("\u200bX", "check character"),  # a zero-width space, and a wrong symbol
+    ],
+)
+def test_what_is_not_a_look_alike_still_gets_the_right_error(
+    code: str, replacement: str, problem: str
+) -> None:
+    shown = code_text.display(code)
+    # The last symbol replaced; "X" is wrong there unless it was the check symbol already.
+    if replacement == "\u200bX" and shown[-1] == "X":
+        replacement = "\u200bY"
+    typed = retyped(shown[:-1], CYRILLIC_CAPITALS) + replacement
+    with pytest.raises(CodeMistyped, match=re.escape(problem)):
+        ClaimCode.parse(typed)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 
 import pytest
 from sqlalchemy import select
@@ -45,6 +46,27 @@ def test_redeem_moves_the_whole_card_once(books) -> None:
         row = session.execute(select(Redemption).where(Redemption.card_id == card.card_id)).scalar_one()
         assert row.transaction_id == result.transaction_id
     books.reconciled()
+
+
+def test_a_code_pasted_with_look_alikes_redeems(books) -> None:
+    card = books.issue_one(1500)
+    groups = card.code.reveal().split("-")
+    full_width = "".join(chr(ord(symbol) + 0xFEE0) for symbol in groups[0])
+    names = {"A": "A", "B": "VE", "E": "IE", "H": "EN", "K": "KA", "M": "EM", "P": "ER", "C": "ES", "T": "TE"}
+    cyrillic = {ord(s): unicodedata.lookup(f"CYRILLIC CAPITAL LETTER {n}") for s, n in names.items()}
+    pasted = (
+        "\ufeff"
+        + full_width
+        + "\u2013"
+        + groups[1].translate(cyrillic)
+        + "\u00a0\u2014\u00a0"
+        + groups[2].lower()
+        + "\u2212\u200b"
+        + groups[3].translate(cyrillic)
+        + "\n"
+    )
+    assert books.redeem(pasted, "olga").amount == 1500
+    assert books.balance("olga") == 1500
 
 
 def test_not_valid_and_mistyped_are_distinct(books) -> None:
@@ -130,20 +152,65 @@ def attempt(books, code: str, account: str, client: str | None = None) -> None:
 def test_guessing_locks_the_account_out(books, set_env) -> None:
     set_env(redeem_max_failures_per_account=3, redeem_window_seconds=600)
     card = books.issue_one(100)
-    with pytest.raises(CodeNotValid):
-        attempt(books, ClaimCode.generate().reveal(), "eve")
-    with pytest.raises(CodeMistyped):
-        attempt(books, typo_of(card.code), "eve")
-    with pytest.raises(CodeNotValid):
-        attempt(books, ClaimCode.generate().reveal(), "eve")
+    for _ in range(3):
+        with pytest.raises(CodeNotValid):
+            attempt(books, ClaimCode.generate().reveal(), "eve")
     assert failures(books) == 3
     with pytest.raises(TooManyAttempts, match="this account") as locked:
         attempt(books, card.code.reveal(), "eve")
     assert 1 <= locked.value.retry_after <= 601
     assert locked.value.reason == "too_many_attempts"
     assert failures(books) == 3, "a locked-out attempt is not itself a failure"
-    # Another account is not affected, and the lockout is per marketplace account.
+    # Another account is not affected.
     assert books.redeem(card.code.reveal(), "frank").amount == 100
+
+
+def test_mistyped_codes_never_lock_an_honest_customer_out(books, set_env) -> None:
+    """A typo is answered from the check character alone: it tells nothing about any card."""
+    set_env(redeem_max_failures_per_account=3, redeem_max_failures_per_client=3)
+    card = books.issue_one(400)
+    shown = card.code.reveal()
+    clumsy = [typo_of(card.code), shown[:-1], shown + "7", shown.replace("-", "*"), "U" * 17] * 3
+    for typed in clumsy:
+        with pytest.raises(CodeMistyped):
+            attempt(books, typed, "gus", client="198.51.100.20")
+    assert failures(books) == 0
+    result = redeem_code(
+        books.Session,
+        shown,
+        account="gus",
+        marketplace="US",
+        idempotency_key="r-gus",
+        client="198.51.100.20",
+    )
+    assert result.amount == 400
+
+
+def test_the_account_lockout_spans_marketplaces(books, set_env) -> None:
+    """One allowance of guesses per account, not one per store."""
+    set_env(redeem_max_failures_per_account=3, redeem_window_seconds=600)
+    fr_card = books.issue_one(900, "FR")
+    for market in ("US", "CA", "DE"):
+        with pytest.raises(CodeNotValid):
+            redeem_code(
+                books.Session,
+                ClaimCode.generate().reveal(),
+                account="mallory",
+                marketplace=market,
+                idempotency_key=books.key(),
+            )
+    for market in ("FR", "JP", "US"):
+        with pytest.raises(TooManyAttempts, match="this account"):
+            redeem_code(
+                books.Session,
+                fr_card.code.reveal() if market == "FR" else ClaimCode.generate().reveal(),
+                account="mallory",
+                marketplace=market,
+                idempotency_key=books.key(),
+            )
+    assert failures(books) == 3
+    # The same card still redeems for an account that did not guess.
+    assert books.redeem(fr_card.code.reveal(), "nadia", "FR").amount == 900
 
 
 def test_lockout_retry_after_counts_from_the_oldest_failure(books, set_env, monkeypatch) -> None:
@@ -169,6 +236,8 @@ def test_guessing_from_one_client_locks_that_client_out(books, set_env) -> None:
     set_env(redeem_max_failures_per_account=100, redeem_max_failures_per_client=3)
     card, other = books.issue(100, 200)
     for account in ("a1", "a2", "a3"):
+        with pytest.raises(CodeMistyped):
+            attempt(books, typo_of(card.code), account, client="203.0.113.9")  # not counted
         with pytest.raises(CodeNotValid):
             attempt(books, ClaimCode.generate().reveal(), account, client="203.0.113.9")
     with pytest.raises(TooManyAttempts, match="this client") as locked:
@@ -226,7 +295,7 @@ def test_failure_rows_name_the_scope_not_the_code(books) -> None:
         attempt(books, code.reveal(), "eve", client="c-1")
     with books.Session() as session:
         rows = session.execute(select(RedemptionFailure.scope, RedemptionFailure.reason)).all()
-    assert sorted(tuple(r) for r in rows) == [("account:US:eve", "not_valid"), ("client:c-1", "not_valid")]
+    assert sorted(tuple(r) for r in rows) == [("account:eve", "not_valid"), ("client:c-1", "not_valid")]
 
 
 def test_a_retried_success_is_still_a_success_after_a_lockout(books, set_env) -> None:

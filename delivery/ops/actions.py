@@ -1,0 +1,367 @@
+"""What ops do by hand: replay failures, resend to a corrected address, reissue a card
+that went to the wrong person, cancel an order, clear a suppressed address.
+The look-ups live in :mod:`delivery.ops.lookups` and are re-exported here, so that
+``delivery.ops`` is the one place ops code imports from.
+
+Each function works in the caller's transaction and enqueues what it queued after the
+caller commits. Codes are never shown: a card is its id and ``••••-XXXX``.
+
+- :func:`replay` puts a final failure back in the queue (attempts continue from where
+  they were; the retry schedule starts again for it).
+- :func:`resend` sends the same card again, to a corrected address, as a new delivery
+  (the original, if still pending, is cancelled).
+- :func:`reissue` voids the card, issues a new code for the same line, and delivers it;
+  use it when the code may have reached someone else. A redeemed card cannot be reissued.
+- :func:`cancel_order` stops everything not yet sent and voids those cards; gifts already
+  sent stay valid (their refund is a ledger matter), and the report says which.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from delivery.addresses import UndeliverableAddress, deliverable_email
+from delivery.errors import NotFound, OpsRefused
+from delivery.models import Delivery, DeliveryKind, Order, OrderLine, OrderStatus, SuppressedAddress
+from delivery.ops.lookups import (
+    AttemptView,
+    CardLookup,
+    DeliveryView,
+    LineView,
+    OrderView,
+    list_failures,
+    list_suppressed,
+    lookup_card,
+    lookup_order,
+    views,
+)
+from delivery.orders.processing import card_reference, gift_delivery
+from delivery.orders.schemas import Channel
+from delivery.outbox import enqueue_deliveries
+from delivery.states import FINAL_FAILURES, PENDING, check
+from delivery.states import DeliveryStatus as S
+from giftq.db import utcnow
+from ledger import CardSpec, get_card, issue_cards, void_card
+from ledger.codes.text import mask
+from ledger.errors import InvalidState
+from ledger.models import CardStatus
+
+__all__ = [
+    "AttemptView",
+    "CancelReport",
+    "CardLookup",
+    "DeliveryView",
+    "LineView",
+    "OrderView",
+    "cancel_order",
+    "list_failures",
+    "list_suppressed",
+    "lookup_card",
+    "lookup_order",
+    "reissue",
+    "replay",
+    "replay_failures",
+    "resend",
+    "unsuppress",
+]
+
+REACHED = frozenset({S.SENDING, S.SENT, S.DELIVERED})
+"""A gift in one of these may be in someone's inbox: its card stays valid on cancel."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReport:
+    order_id: int
+    cancelled_deliveries: list[int] = field(default_factory=list)
+    """Every send of the order that had not gone out: gifts, resends, reissues, notices."""
+    voided_cards: list[int] = field(default_factory=list)
+    """Cards that never went out, voided by this cancel."""
+    kept_cards: list[int] = field(default_factory=list)
+    """Cards already sent (or in flight): still valid (refunding them is a ledger matter)."""
+    redeemed_cards: list[int] = field(default_factory=list)
+    """Cards already redeemed into someone's balance."""
+    already_voided_cards: list[int] = field(default_factory=list)
+    """Cards voided before this cancel (replaced by a reissue)."""
+
+
+def _delivery(session: Session, delivery_id: int) -> Delivery:
+    delivery = session.scalars(
+        select(Delivery)
+        .where(Delivery.id == delivery_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if delivery is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    return delivery
+
+
+def _checked_email(address: str) -> str:
+    try:
+        return deliverable_email(address)
+    except UndeliverableAddress as exc:
+        raise OpsRefused(f"email: {exc}") from None
+
+
+def _refuse_spent_card(session: Session, delivery: Delivery, what: str) -> None:
+    """A redeemed or voided card is not sent again: its code is worth nothing to the recipient."""
+    if delivery.card_id is None:
+        return
+    card = get_card(session, delivery.card_id)
+    if card.status == CardStatus.REDEEMED:
+        raise OpsRefused(
+            f"the card of delivery {delivery.id} ({mask(card.last4)}) is redeemed; nothing to {what}"
+        )
+    if card.status == CardStatus.VOIDED:
+        raise OpsRefused(
+            f"the card of delivery {delivery.id} ({mask(card.last4)}) is voided; nothing to {what} "
+            "(giftq ops reissue gives the line a new code)"
+        )
+
+
+def _refuse_undeliverable(delivery: Delivery) -> None:
+    """A replay to an address no relay can carry would only fail again: say so, and what helps."""
+    if delivery.channel != Channel.EMAIL:
+        return
+    try:
+        deliverable_email(delivery.to_address or "")
+    except UndeliverableAddress as exc:
+        hint = (
+            f"; send it to a corrected address: giftq ops resend {delivery.id} --email ADDRESS"
+            if delivery.kind == DeliveryKind.GIFT
+            else ""
+        )
+        raise OpsRefused(
+            f"delivery {delivery.id} can never be sent to {delivery.to_address!r}: {exc}{hint}"
+        ) from None
+
+
+def _refuse_if_suppressed(session: Session, address: str | None) -> None:
+    if address and session.get(SuppressedAddress, address.lower()) is not None:
+        raise OpsRefused(
+            f"{address} is suppressed after a permanent failure; "
+            f"clear it first (giftq ops unsuppress {address}) if it works again"
+        )
+
+
+# --- actions ------------------------------------------------------------------------------
+
+
+def replay(session: Session, delivery_id: int) -> DeliveryView:
+    """Queue a final failure again (after its cause was fixed)."""
+    delivery = _delivery(session, delivery_id)
+    if delivery.status not in FINAL_FAILURES:
+        raise OpsRefused(f"delivery {delivery_id} is {delivery.status}; only final failures are replayed")
+    if delivery.channel != Channel.EMAIL:
+        raise OpsRefused(f"delivery {delivery_id} is {delivery.channel}: no sender for it yet")
+    _refuse_spent_card(session, delivery, "send")
+    _refuse_undeliverable(delivery)
+    _refuse_if_suppressed(session, delivery.to_address)
+    now = utcnow()
+    delivery.status = check(delivery.status, S.QUEUED)
+    delivery.due_at = now
+    delivery.updated_at = now
+    delivery.claimed_by = None
+    session.flush()
+    enqueue_deliveries(session, [delivery.id])
+    return views(session, [delivery], with_log=False)[0]
+
+
+def replay_failures(session: Session, *, order_id: int | None = None, limit: int = 1000) -> list[int]:
+    """Replay every listed failure that can go again (suppressed addresses are skipped)."""
+    replayed = []
+    for view in list_failures(session, order_id=order_id, limit=limit):
+        if view.channel != Channel.EMAIL:
+            continue
+        try:
+            replay(session, view.id)
+        except OpsRefused:
+            continue
+        replayed.append(view.id)
+    return replayed
+
+
+def resend(session: Session, delivery_id: int, *, email: str) -> DeliveryView:
+    """Send the same card again to a corrected email address, as a new delivery."""
+    address = _checked_email(email)
+    original = _delivery(session, delivery_id)
+    if original.kind != DeliveryKind.GIFT or original.channel != Channel.EMAIL:
+        raise OpsRefused(f"delivery {delivery_id} is not an email gift; only those can be resent")
+    if original.status == S.SENDING:
+        raise OpsRefused(f"delivery {delivery_id} is being sent right now; try again in a minute")
+    if original.status == S.CANCELLED:
+        raise OpsRefused(f"delivery {delivery_id} was cancelled")
+    line = session.get_one(OrderLine, original.line_id)
+    if line.card_id != original.card_id:
+        raise OpsRefused(f"the card of delivery {delivery_id} was reissued; resend the newest delivery")
+    _refuse_spent_card(session, original, "resend")
+    _refuse_if_suppressed(session, address)
+    now = utcnow()
+    if original.status in PENDING:
+        original.status = check(original.status, S.CANCELLED)
+        original.updated_at = now
+    return _new_gift(
+        session,
+        line,
+        card_id=original.card_id or 0,
+        address=address,
+        to_name=original.to_name,
+        parent_id=original.id,
+        now=now,
+    )
+
+
+def reissue(session: Session, line_id: int, *, email: str | None = None) -> DeliveryView:
+    """Void the line's card, issue a new code for the same value, and deliver it."""
+    address = _checked_email(email) if email is not None else None
+    line = session.scalars(
+        select(OrderLine)
+        .where(OrderLine.id == line_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if line is None or line.card_id is None:
+        raise NotFound(f"no issued order line {line_id}")
+    old_card = line.card_id
+    current = get_card(session, old_card)
+    if current.status in (CardStatus.REDEEMED, CardStatus.VOIDED):
+        raise OpsRefused(
+            f"the card of line {line_id} ({mask(current.last4)}) is {current.status}; "
+            "only an unredeemed, valid card can be reissued"
+        )
+    deliveries = list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.card_id == old_card, Delivery.kind == DeliveryKind.GIFT)
+            .order_by(Delivery.id)
+            .with_for_update()
+        )
+    )
+    if any(d.status == S.SENDING for d in deliveries):
+        raise OpsRefused(f"the card of line {line_id} is being sent right now; try again in a minute")
+    last = deliveries[-1] if deliveries else None
+    if address is None and line.channel == Channel.EMAIL:
+        address = last.to_address if last else line.recipient_email
+    _refuse_if_suppressed(session, address if line.channel == Channel.EMAIL else None)
+    try:
+        void_card(session, old_card, idempotency_key=f"giftq:reissue:void:{old_card}")
+    except InvalidState as exc:
+        raise OpsRefused(f"line {line_id}: {exc}") from None
+    (card,) = issue_cards(
+        session,
+        [
+            CardSpec(
+                marketplace=line.marketplace,
+                amount=line.amount,
+                active=line.channel != Channel.PHYSICAL,
+                reference=card_reference(line.order_id, line.position),
+            )
+        ],
+        idempotency_key=f"giftq:reissue:line:{line_id}:replacing:{old_card}",
+    )
+    now = utcnow()
+    for d in deliveries:
+        if d.status in PENDING:
+            d.status = check(d.status, S.CANCELLED)
+            d.updated_at = now
+    line.card_id, line.card_last4 = card.card_id, card.last4
+    to_name = last.to_name if last else line.recipient_name
+    if line.channel == Channel.SMS:
+        address = line.recipient_phone
+    elif line.channel == Channel.PHYSICAL:
+        address = None
+    return _new_gift(
+        session,
+        line,
+        card_id=card.card_id,
+        address=address,
+        to_name=to_name,
+        parent_id=last.id if last else None,
+        now=now,
+    )
+
+
+def _new_gift(
+    session: Session,
+    line: OrderLine,
+    *,
+    card_id: int,
+    address: str | None,
+    to_name: str,
+    parent_id: int | None,
+    now: dt.datetime,
+) -> DeliveryView:
+    values = gift_delivery(line, card_id, to_address=address, now=now, parent_id=parent_id)
+    values["to_name"] = to_name
+    delivery = Delivery(**values)
+    session.add(delivery)
+    session.flush()
+    if delivery.status == S.QUEUED:
+        enqueue_deliveries(session, [delivery.id])
+    return views(session, [delivery], with_log=False)[0]
+
+
+def cancel_order(session: Session, order_id: int) -> CancelReport:
+    """Stop whatever of the order is not sent yet, and void those cards."""
+    order = session.scalars(
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    if order.status == OrderStatus.CANCELLED:
+        raise OpsRefused(f"order {order_id} is already cancelled")
+    now = utcnow()
+    report = CancelReport(order_id)
+    gifts: dict[int, list[Delivery]] = {}
+    for d in session.scalars(
+        select(Delivery)
+        .where(Delivery.order_id == order_id, Delivery.kind == DeliveryKind.GIFT)
+        .order_by(Delivery.id)
+        .with_for_update()
+    ):
+        # Every unsent send stops, whichever card it carries: resends and reissues too.
+        if d.status in PENDING:
+            d.status = check(d.status, S.CANCELLED)
+            d.updated_at = now
+            report.cancelled_deliveries.append(d.id)
+        if d.card_id is not None:
+            gifts.setdefault(d.card_id, []).append(d)
+    for card_id, deliveries in gifts.items():
+        status = get_card(session, card_id).status
+        if status == CardStatus.REDEEMED:
+            report.redeemed_cards.append(card_id)
+        elif status == CardStatus.VOIDED:
+            report.already_voided_cards.append(card_id)
+        elif any(d.status in REACHED for d in deliveries):
+            report.kept_cards.append(card_id)
+        else:
+            void_card(session, card_id, idempotency_key=f"giftq:cancel:void:{card_id}")
+            report.voided_cards.append(card_id)
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.order_id == order_id,
+            Delivery.kind != DeliveryKind.GIFT,
+            Delivery.status.in_(sorted(PENDING)),
+        )
+        .values(status=S.CANCELLED, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    order.status = OrderStatus.CANCELLED
+    order.updated_at = now
+    session.flush()
+    return report
+
+
+def unsuppress(session: Session, address: str) -> bool:
+    """Let mail go to ``address`` again; False if it was not suppressed."""
+    row = session.get(SuppressedAddress, address.lower())
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True

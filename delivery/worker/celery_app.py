@@ -1,0 +1,169 @@
+"""The Celery app: configuration only (tasks live in ``delivery.worker.tasks``).
+
+Task names are stable; other languages send them by name:
+
+======================  ==========  =============================================
+task                    queue       kwargs (JSON)
+======================  ==========  =============================================
+giftq.place_order       orders      ``order`` (delivery/orders/order.schema.json), ``idempotency_key``
+giftq.process_order     orders      ``order_id``: issue the cards, create deliveries
+giftq.dispatch_email    email       ``delivery_ids``: send a batch of emails
+giftq.dispatch_due      scheduler   none: release due scheduled sends and retries (beat)
+giftq.sweep             scheduler   none: re-enqueue stuck orders and deliveries (beat)
+======================  ==========  =============================================
+
+The ``sms``, ``printables`` and ``fulfilment`` queues are declared for their channels,
+so that a slow channel never starves another.
+
+Reliability: JSON only; a task is acknowledged after it ran (``acks_late``) and
+redelivered if its worker died (``reject_on_worker_lost``, and Redis re-delivers
+unacknowledged messages after the visibility timeout, which is longer than the hard
+time limit of any task); prefetch 1, so a busy worker does not sit on messages that
+another could run. Long waits never ride Celery ETAs: they are rows with a due time.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_process_init,
+    worker_process_shutdown,
+)
+
+from delivery.channels.email import close_transport
+from giftq import db
+from giftq.settings import Settings, SettingsError, get_settings
+from ledger.codes.redact import RedactClaimCodes
+
+QUEUES = ("orders", "email", "sms", "printables", "fulfilment", "scheduler")
+
+ROUTES = {
+    "giftq.place_order": "orders",
+    "giftq.process_order": "orders",
+    "giftq.dispatch_email": "email",
+    "giftq.dispatch_due": "scheduler",
+    "giftq.sweep": "scheduler",
+}
+
+
+def check_timeouts(s: Settings) -> None:
+    """Refuse time settings under which a live task could be redelivered or swept."""
+    problems = []
+    if s.task_soft_time_limit_seconds >= s.task_time_limit_seconds:
+        problems.append("GIFTQ_TASK_SOFT_TIME_LIMIT_SECONDS must be below the hard limit")
+    if s.broker_visibility_timeout_seconds <= s.task_time_limit_seconds + s.retry_countdown_max_seconds:
+        problems.append(
+            "GIFTQ_BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed the task time limit plus "
+            "the longest retry countdown"
+        )
+    if s.sweep_sending_after_seconds <= s.task_time_limit_seconds:
+        problems.append("GIFTQ_SWEEP_SENDING_AFTER_SECONDS must exceed the task time limit")
+    if problems:
+        raise SettingsError("; ".join(problems))
+
+
+def celery_config(s: Settings) -> dict[str, Any]:
+    check_timeouts(s)
+    return {
+        "broker_url": s.broker_url,
+        "result_backend": s.result_backend or None,
+        "task_ignore_result": not s.result_backend,
+        "result_expires": 24 * 3600,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": s.task_soft_time_limit_seconds,
+        "task_time_limit": s.task_time_limit_seconds,
+        "broker_transport_options": {"visibility_timeout": s.broker_visibility_timeout_seconds},
+        "broker_connection_retry_on_startup": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
+        "task_queues": {
+            # Celery's own convention: a direct exchange per queue, named like it.
+            name: {"exchange": name, "exchange_type": "direct", "routing_key": name}
+            for name in QUEUES
+        },
+        "task_default_queue": "orders",
+        "task_default_exchange": "orders",
+        "task_default_routing_key": "orders",
+        "task_routes": {name: {"queue": queue, "routing_key": queue} for name, queue in ROUTES.items()},
+        "worker_hijack_root_logger": True,
+        "beat_schedule_filename": str(s.data_dir / "celerybeat-schedule"),
+        "beat_schedule": {
+            "dispatch-due": {
+                "task": "giftq.dispatch_due",
+                "schedule": s.scheduler_interval_seconds,
+                # A beat tick nobody ran in time is superseded by the next one.
+                "options": {"expires": s.scheduler_interval_seconds},
+            },
+            "sweep": {
+                "task": "giftq.sweep",
+                "schedule": s.sweep_interval_seconds,
+                "options": {"expires": s.sweep_interval_seconds},
+            },
+        },
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("giftq", include=["delivery.worker.tasks"], set_as_current=False)
+    app.conf.update(celery_config(settings))
+    # beat keeps its schedule file there and will not create the directory itself.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return app
+
+
+@lru_cache(maxsize=1)
+def get_app() -> Celery:
+    """The process-wide app, configured from settings (``worker.py`` exposes it)."""
+    app = create_app()
+    app.set_current()
+    return app
+
+
+def reset_app() -> None:
+    """Forget the app (after settings change: tests, the demo); closes its broker pool."""
+    if get_app.cache_info().currsize:
+        app = get_app()
+        app.close()
+    get_app.cache_clear()
+
+
+def _fresh_connections_after_fork(**_: Any) -> None:
+    # A forked pool child must not share the parent's database connections.
+    db.reset_engine()
+
+
+def _close_smtp(**_: Any) -> None:
+    # Pool children leave through os._exit, skipping atexit: say QUIT to the relay here.
+    close_transport()
+
+
+def _redact_codes(logger: logging.Logger, **_: Any) -> None:
+    # Last line of defence: whatever any library logs, a claim code is masked.
+    for handler in logger.handlers:
+        if not any(isinstance(f, RedactClaimCodes) for f in handler.filters):
+            handler.addFilter(RedactClaimCodes())
+
+
+worker_process_init.connect(_fresh_connections_after_fork, weak=False)
+worker_process_shutdown.connect(_close_smtp, weak=False)
+after_setup_logger.connect(_redact_codes, weak=False)
+after_setup_task_logger.connect(_redact_codes, weak=False)

@@ -1,0 +1,145 @@
+"""Celery tasks: thin. Each parses its ids, opens sessions and calls a plain function.
+
+Messages carry ids and the order payload only, never a claim code. A message that is
+malformed is refused with one clear error line naming what is wrong, and is not retried
+(``throws``: acknowledged as failed, no traceback storm); only database outages are
+retried, with backoff, on top of the broker's redelivery and the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from celery import Task, shared_task
+from sqlalchemy.exc import OperationalError
+
+from delivery import dispatch, due, sweeper
+from delivery.errors import FieldError, IdempotencyConflict, InvalidOrder, NotFound
+from delivery.orders import intake, processing, schemas
+from delivery.outbox import Message, publish
+from giftq.db import session_factory
+from giftq.settings import get_settings
+from ledger.errors import LedgerError
+
+log = logging.getLogger(__name__)
+
+_DB_RETRY: dict[str, Any] = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+_Task = TypeVar("_Task", bound=Callable[..., Any])
+
+
+def giftq_task(name: str, **options: Any) -> Callable[[_Task], _Task]:
+    """``shared_task`` with a stable name, typed for mypy (Celery ships no types)."""
+    return cast(Callable[[_Task], _Task], shared_task(name=name, **options))
+
+
+class InvalidMessage(InvalidOrder):
+    """A task message whose arguments are not what the task takes."""
+
+
+def _id(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidMessage([FieldError(name, "must be a positive integer id")])
+    return value
+
+
+def _ids(value: Any, name: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise InvalidMessage([FieldError(name, "must be a non-empty list of ids")])
+    return [_id(v, f"{name}.{i}") for i, v in enumerate(value)]
+
+
+def _unexpected(args: tuple[Any, ...], extra: dict[str, Any]) -> list[FieldError]:
+    errors = [FieldError(name, "unexpected argument") for name in sorted(extra)]
+    if args:
+        errors.insert(0, FieldError("args", "positional arguments are not accepted; send kwargs"))
+    return errors
+
+
+def _no_extras(args: tuple[Any, ...], extra: dict[str, Any]) -> None:
+    if errors := _unexpected(args, extra):
+        raise InvalidMessage(errors)
+
+
+@giftq_task("giftq.place_order", bind=True, throws=(InvalidOrder, IdempotencyConflict), **_DB_RETRY)
+def place_order(
+    self: Task, *args: Any, order: Any = None, idempotency_key: Any = None, **extra: Any
+) -> dict[str, Any]:
+    """Intake by name, for storefronts in any language: kwargs ``order``, ``idempotency_key``."""
+    try:
+        errors = _unexpected(args, extra)
+        try:
+            parsed, key = schemas.parse_request(order, idempotency_key)
+        except InvalidOrder as exc:
+            errors += exc.errors
+        if errors:
+            raise InvalidMessage(errors)
+        return intake.place_order(parsed, idempotency_key=key).as_dict()
+    except (InvalidOrder, IdempotencyConflict) as exc:
+        log.error("giftq.place_order %s refused, nothing written: %s", self.request.id, exc)
+        raise
+
+
+@giftq_task("giftq.process_order", bind=True, throws=(InvalidOrder, NotFound), **_DB_RETRY)
+def process_order(self: Task, *args: Any, order_id: Any = None, **extra: Any) -> dict[str, Any]:
+    """Issue the order's cards chunk by chunk; hand over to a fresh task near the time limit."""
+    _no_extras(args, extra)
+    order_id = _id(order_id, "order_id")
+    budget = get_settings().task_soft_time_limit_seconds / 2
+    deadline = time.monotonic() + budget
+    sessions = session_factory()
+    issued = 0
+    while True:
+        try:
+            with sessions.begin() as session:
+                progress = processing.issue_next_chunk(session, order_id)
+        except LedgerError as exc:
+            with sessions.begin() as session:
+                processing.mark_failed(session, order_id, str(exc))
+            log.error("order %d: issuance refused, order failed: %s", order_id, exc)
+            return {"order_id": order_id, "status": "failed", "issued": issued}
+        issued += progress.issued
+        if progress.done:
+            return {"order_id": order_id, "status": progress.status, "issued": issued}
+        if time.monotonic() > deadline:
+            publish([Message("giftq.process_order", {"order_id": order_id})])
+            return {"order_id": order_id, "status": progress.status, "issued": issued}
+
+
+@giftq_task("giftq.dispatch_email", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
+def dispatch_email(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
+    """Send a batch of email deliveries (claimed under this task's id)."""
+    _no_extras(args, extra)
+    ids = _ids(delivery_ids, "delivery_ids")
+    fill_to = get_settings().dispatch_batch_size
+    return dispatch.run_batch(session_factory(), ids, claimer=str(self.request.id), fill_to=fill_to).as_dict()
+
+
+@giftq_task("giftq.dispatch_due", **_DB_RETRY)
+def dispatch_due() -> dict[str, int]:
+    """Queue every due scheduled send and retry (sent by beat)."""
+    sessions = session_factory()
+    released = 0
+    while True:
+        with sessions.begin() as session:
+            batch = due.release_due(session, limit=1000)
+        released += len(batch)
+        if len(batch) < 1000:
+            return {"released": released}
+
+
+@giftq_task("giftq.sweep", **_DB_RETRY)
+def sweep() -> dict[str, int]:
+    """Re-enqueue stuck orders and deliveries (sent by beat)."""
+    with session_factory().begin() as session:
+        return sweeper.sweep(session).as_dict()
