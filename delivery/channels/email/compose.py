@@ -4,6 +4,12 @@
 (the order lines; for a notice, the gift it is about; for gifts, the ledger's cards);
 :func:`context` turns one delivery into the email channel's context. A gift's claim
 code is revealed here, into memory only (the context keeps it out of ``repr``).
+
+Each email is written for its reader: the gift in ``recipient_locale`` (default: the
+line's marketplace's), the purchaser's receipt and notices in ``purchaser_locale``
+(default: the marketplace of the order's first line), whatever marketplace the gift is
+in. A failure notice says why from the key its row stores, with the failed gift's
+address and attempt count. Every email carries its delivery's stable Message-ID.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from delivery import reasons
 from delivery.channels.email import (
     ConfirmationLine,
     DeliveryFailedEmail,
@@ -22,12 +29,15 @@ from delivery.channels.email import (
     GiftEmail,
     OrderConfirmationEmail,
 )
+from delivery.channels.email.message import message_id_for
 from delivery.models import Delivery, DeliveryKind, Order, OrderLine
-from delivery.reasons import FailureReason
-from delivery.reasons import parse as parse_reason
+from delivery.states import DeliveryStatus
 from ledger import ClaimCode, reveal_codes
 from ledger.codes.text import mask
 from ledger.errors import NotFound
+from ledger.marketplaces import get_marketplace
+
+_NOTICES = (DeliveryKind.DELIVERED_NOTICE, DeliveryKind.FAILED_NOTICE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +63,21 @@ def load(session: Session, deliveries: list[Delivery]) -> Loaded:
 
 
 def _lines_of(session: Session, deliveries: list[Delivery]) -> dict[int, list[OrderLine]]:
-    """Lines by order: every line for a confirmation, the delivery's own line otherwise."""
+    """Lines by order, in order: every line for a confirmation; otherwise the delivery's
+    own line, and for a notice also the order's first (whose marketplace speaks for a
+    purchaser who gave no locale)."""
     confirm = {d.order_id for d in deliveries if d.kind == DeliveryKind.CONFIRMATION}
+    notified = {d.order_id for d in deliveries if d.kind in _NOTICES}
     own = {d.line_id for d in deliveries if d.line_id is not None}
     by_order: dict[int, list[OrderLine]] = {}
     if confirm or own:
-        query = select(OrderLine).where(or_(OrderLine.order_id.in_(confirm), OrderLine.id.in_(own)))
+        query = select(OrderLine).where(
+            or_(
+                OrderLine.order_id.in_(confirm),
+                OrderLine.id.in_(own),
+                and_(OrderLine.order_id.in_(notified), OrderLine.position == 0),
+            )
+        )
         for line in session.scalars(query.order_by(OrderLine.order_id, OrderLine.position)):
             by_order.setdefault(line.order_id, []).append(line)
     return by_order
@@ -75,36 +94,21 @@ def order_ref(order: Order) -> str:
     return order.reference or f"GQ-{order.id}"
 
 
-def _send_at_text(line: OrderLine) -> str | None:
-    if line.send_at_local is None:
-        return None
-    local = dt.datetime.fromisoformat(line.send_at_local)
-    return f"{local:%Y-%m-%d %H:%M} ({line.send_at_zone})"
+def purchaser_locale(order: Order, order_lines: list[OrderLine]) -> str:
+    """The purchaser's locale: theirs if given, else that of the first line's marketplace."""
+    if order.purchaser_locale:
+        return order.purchaser_locale
+    return get_marketplace(order_lines[0].marketplace).locale
 
 
-_REASONS = {
-    FailureReason.UNREACHABLE: "We could not reach the mail server for {address} after {attempts} attempts.",
-    FailureReason.REFUSED: "The recipient's mail server refused the address {address}.",
-    FailureReason.SUPPRESSED: "Mail to {address} was refused permanently before, so we did not send "
-    "the gift there. Please check the address and ask us to send it again.",
-    FailureReason.UNDELIVERABLE: "The address {address} cannot receive this email.",
-    FailureReason.UNRENDERABLE: "We could not prepare the email for this gift.",
-    FailureReason.INTERRUPTED: "We could not send the gift after several attempts.",
-    FailureReason.OPTED_OUT: "The recipient asked not to receive messages at {address}.",
-}
-
-
-def _reason_text(notice: Delivery, gift: Delivery | None) -> str:
-    reason = parse_reason(notice.reason)
-    if reason is None:
-        return notice.reason or "The gift could not be delivered."
-    address = (gift.to_address if gift else None) or "the recipient"
-    return _REASONS[reason].format(address=address, attempts=gift.attempts if gift else 0)
+def _send_at(line: OrderLine) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(line.send_at_local) if line.send_at_local else None
 
 
 def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
     """The email channel's context for one delivery (raises on rows that cannot make one)."""
     order_lines = loaded.lines_by_order.get(order.id, [])
+    message_id = message_id_for(delivery.id, delivery.created_at)
     if delivery.kind == DeliveryKind.CONFIRMATION:
         return OrderConfirmationEmail(
             purchaser_name=order.purchaser_name,
@@ -118,11 +122,14 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
                     amount=line.amount,
                     marketplace=line.marketplace,
                     masked_code=mask(line.card_last4) if line.card_last4 else None,
-                    send_at=_send_at_text(line),
+                    send_at=_send_at(line),
+                    send_zone=line.send_at_zone,
                 )
                 for line in order_lines
             ),
             ordered_at=order.created_at,
+            locale=purchaser_locale(order, order_lines),
+            message_id=message_id,
         )
     line = loaded.lines_by_id[delivery.line_id or 0]
     if delivery.kind == DeliveryKind.GIFT:
@@ -140,9 +147,13 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
             message=line.message,
             code=code.reveal(),
             design=line.design,
+            locale=line.recipient_locale,
+            message_id=message_id,
         )
     gift = loaded.parents.get(delivery.parent_id or 0)
     recipient_name = gift.to_name if gift else line.recipient_name
+    address = gift.to_address if gift else (line.recipient_email or line.recipient_phone)
+    locale = purchaser_locale(order, order_lines)
     if delivery.kind == DeliveryKind.DELIVERED_NOTICE:
         return GiftDeliveredEmail(
             purchaser_name=order.purchaser_name,
@@ -152,6 +163,11 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
             amount=line.amount,
             marketplace=line.marketplace,
             order_ref=order_ref(order),
+            address=address,
+            # "Delivered" only when the channel reported it; an accepted email is "sent".
+            delivered=gift is not None and gift.status == DeliveryStatus.DELIVERED,
+            locale=locale,
+            message_id=message_id,
         )
     return DeliveryFailedEmail(
         purchaser_name=order.purchaser_name,
@@ -160,6 +176,11 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
         channel=line.channel,
         amount=line.amount,
         marketplace=line.marketplace,
-        reason=_reason_text(delivery, gift),
+        # An old row's English sentence is not shown: it becomes the generic sentence.
+        reason=reasons.parse(delivery.reason),
         order_ref=order_ref(order),
+        address=address,
+        attempts=gift.attempts if gift else 0,
+        locale=locale,
+        message_id=message_id,
     )

@@ -10,7 +10,11 @@ The order pipeline fills these from its rows and hands them to
 
 Amounts are ``int`` counts of the marketplace currency's minor units (cents, pence; yen
 have none); a float or a bool is refused with ``TypeError``. The marketplace code picks
-the currency, the number format and the language of the email.
+the currency. ``locale`` is the reader's (``"de_DE"``): it picks the language of the
+email and how numbers and dates are written; None means the marketplace's locale.
+
+``message_id`` (``"local@domain"``), when set, is the Message-ID the email goes out
+with: the same for every attempt at one delivery (see :func:`delivery.channels.email.message.message_id_for`).
 
 The claim code in :attr:`GiftEmail.code` is a bearer secret: it is left out of ``repr``
 so that logging a context, or an exception that shows one, cannot leak it.
@@ -22,6 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Literal, TypeAlias
 
+from babel import Locale, UnknownLocaleError
+
+from delivery.reasons import FailureReason
 from ledger.marketplaces import get_marketplace
 
 Channel = Literal["email", "sms", "printable", "physical"]
@@ -46,6 +53,15 @@ def _check_channel(channel: str) -> None:
         raise ValueError(f"channel must be one of {sorted(CHANNELS)}, not {channel!r}")
 
 
+def _check_locale(locale: str | None) -> None:
+    if locale is None:
+        return
+    try:
+        Locale.parse(locale)
+    except (ValueError, TypeError, UnknownLocaleError):
+        raise ValueError(f"locale must be a locale like de_DE or fr, not {locale!r}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class GiftEmail:
     """The gift itself, sent to its recipient with the claim code."""
@@ -61,10 +77,14 @@ class GiftEmail:
     message: str | None
     code: str = field(repr=False)
     design: str = "classic"
+    locale: str | None = field(default=None, kw_only=True)
+    """The recipient's locale; None: the marketplace's."""
+    message_id: str | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_amount(self.amount)
         _normalize_marketplace(self, self.marketplace)
+        _check_locale(self.locale)
         if not self.code.strip():
             raise ValueError("a gift email needs its claim code")
 
@@ -82,8 +102,9 @@ class ConfirmationLine:
     """One card of an order, as the receipt lists it.
 
     ``masked_code`` is the masked form (``"••••-H2PW"``) or ``None`` before issuance;
-    ``send_at`` is the scheduled send time already formatted in the purchaser's terms,
-    or ``None`` for "as soon as possible".
+    ``send_at`` is the scheduled send time as the purchaser asked for it (local
+    wall-clock time, naive) in the IANA zone ``send_zone``, or ``None`` for "as soon as
+    possible". The receipt writes it in the purchaser's language.
     """
 
     recipient_name: str
@@ -91,7 +112,8 @@ class ConfirmationLine:
     amount: int
     marketplace: str
     masked_code: str | None = None
-    send_at: str | None = None
+    send_at: datetime | None = None
+    send_zone: str | None = None
 
     def __post_init__(self) -> None:
         _check_channel(self.channel)
@@ -115,9 +137,13 @@ class OrderConfirmationEmail:
     marketplace: str
     lines: tuple[ConfirmationLine, ...]
     ordered_at: datetime | None = None
+    locale: str | None = field(default=None, kw_only=True)
+    """The purchaser's locale; None: the marketplace's (the order's first line's)."""
+    message_id: str | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _normalize_marketplace(self, self.marketplace)
+        _check_locale(self.locale)
         # A list is the natural thing to pass; keep the stored value immutable.
         object.__setattr__(self, "lines", tuple(self.lines))
         if not self.lines:
@@ -146,11 +172,17 @@ class _PurchaserNotice:
     channel: str
     amount: int
     marketplace: str
+    """The gift's marketplace: the currency of its amount."""
+    locale: str | None = field(default=None, kw_only=True)
+    """The purchaser's locale. None: the gift's marketplace's, so callers that know the
+    order pass the order's (its first line's marketplace) when the purchaser gave none."""
+    message_id: str | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_channel(self.channel)
         _check_amount(self.amount)
         _normalize_marketplace(self, self.marketplace)
+        _check_locale(self.locale)
 
     @property
     def to_name(self) -> str:
@@ -163,25 +195,45 @@ class _PurchaserNotice:
 
 @dataclass(frozen=True, slots=True)
 class GiftDeliveredEmail(_PurchaserNotice):
-    """Tells the purchaser that the gift reached its recipient."""
+    """Tells the purchaser that the gift went out: what we know, and no more.
+
+    ``delivered`` is False when all we know is that the gift was sent (for email: our
+    relay accepted it, and will hand it to the recipient's mail server); the notice then
+    says "sent". True only when the channel reported that it reached the recipient.
+    ``address`` is where the gift went (email address or phone number), when it has one.
+    """
 
     kind: ClassVar[str] = "gift_delivered"
 
     order_ref: str | None = None
+    address: str | None = None
+    delivered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryFailedEmail(_PurchaserNotice):
     """Tells the purchaser that the gift could not be delivered, and what to do.
 
-    ``reason`` is a short sentence for a person ("The recipient's mail server says the
-    address does not exist."), never a raw provider answer.
+    ``reason`` is the key of why (:class:`~delivery.reasons.FailureReason`); the template
+    turns it into a sentence in the purchaser's language, with ``address`` (where the
+    gift was to go) and ``attempts``. None (an old row's free-text reason) gives a
+    generic sentence: prose stored in one language is never shown to a reader of another.
     """
 
     kind: ClassVar[str] = "delivery_failed"
 
-    reason: str
+    reason: FailureReason | None = None
     order_ref: str | None = None
+    address: str | None = None
+    attempts: int = 0
+
+    def __post_init__(self) -> None:
+        _PurchaserNotice.__post_init__(self)
+        if self.reason is not None:
+            # A stored key arrives as a plain string: keep the enum, refuse anything else.
+            object.__setattr__(self, "reason", FailureReason(self.reason))
+        if type(self.attempts) is not int or self.attempts < 0:
+            raise ValueError("attempts must be a count (an int, not negative)")
 
 
 EmailContext: TypeAlias = GiftEmail | OrderConfirmationEmail | GiftDeliveredEmail | DeliveryFailedEmail

@@ -22,7 +22,6 @@ types here, and any claim code in them is masked anyway (the ledger's redaction)
 
 from __future__ import annotations
 
-import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -31,14 +30,13 @@ from typing import Literal
 import aiosmtplib
 
 from delivery.retry import classify
+from giftq.text import one_line
 from ledger.codes.redact import redact
 
 FailureKind = Literal["retryable", "permanent"]
 """The values of :class:`delivery.retry.FailureKind`."""
 
 MAX_DETAIL_CHARS = 300
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 # The relay refused the session itself (not the recipient): fix the configuration, retry.
 _RELAY_REFUSALS: tuple[type[BaseException], ...] = (
@@ -136,7 +134,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _detail(text: str) -> str:
-    text = " ".join(_CONTROL.sub(" ", text).split())
+    text = one_line(text)
     text = redact(text)
     if len(text) > MAX_DETAIL_CHARS:
         text = text[: MAX_DETAIL_CHARS - 1] + "…"

@@ -1,9 +1,16 @@
-"""Language and formatting per marketplace: message catalogs, money and dates.
+"""Language and formatting per reader: message catalogs, money and dates.
 
-The marketplace fixes everything: its locale (``de_DE``) gives the number and date
-format, its currency and exponent give the amount, and the locale's language picks
-the message catalog. English is the source language; German and French come from
-``locale/<lang>/LC_MESSAGES/messages.po`` next to this module.
+Every message is written for its reader. The reader's locale (``de_DE``, ``fr``; from
+the order: ``purchaser.locale`` for the purchaser's messages, ``recipient.locale`` for a
+gift) picks the language of the text and the format of numbers, money and dates; when a
+reader has none, the card's marketplace's locale stands in. The currency is always the
+card's marketplace's: a German reader of a US card reads "25,00 $".
+
+English is the source language; German and French come from
+``locale/<lang>/LC_MESSAGES/messages.po`` next to this module. A reader whose language
+has no catalog (Japanese, for now) reads English, with English formats for their region
+(``en_JP``) where CLDR has them: one language per message, never English sentences
+around a Japanese date.
 
 The ``.po`` files are compiled in memory the first time a language is needed
 (Babel ``read_po`` then ``write_mo``), so a checkout runs without a build step. To
@@ -26,8 +33,8 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
-from babel import Locale
-from babel.dates import format_date
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time, get_datetime_format
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -43,13 +50,14 @@ TRANSLATED_LANGUAGES: tuple[str, ...] = ("de", "fr")
 
 @dataclass(frozen=True, slots=True)
 class Localization:
-    """How to write for one marketplace: its locale, language and catalog."""
+    """How to write for one reader of one marketplace's card: locale, language, catalog."""
 
     marketplace: Marketplace
+    """The card's marketplace: its currency is the one amounts are in."""
     locale: Locale
-    """Numbers, currencies and dates are written for this locale."""
+    """Numbers, currencies and dates are written for this locale (the reader's)."""
     language: str
-    """The language the text is in: the locale's when we have its catalog, else English."""
+    """The language the text is in: the reader's when we have its catalog, else English."""
     translations: gettext.NullTranslations
 
     def money(self, amount: int, marketplace: str | None = None) -> str:
@@ -59,17 +67,44 @@ class Localization:
     def date(self, value: datetime) -> str:
         return str(format_date(value, format="long", locale=self.locale))
 
+    def date_time(self, value: datetime) -> str:
+        """A wall-clock date and time as written here ("14. Februar 2027, 09:00")."""
+        pattern = str(get_datetime_format("long", locale=self.locale)).replace("'", "")
+        time = format_time(value, format="short", locale=self.locale)
+        return str(pattern.replace("{0}", time).replace("{1}", format_date(value, "long", self.locale)))
+
+
+def reader_locale(marketplace: str, locale: str | None = None) -> str:
+    """The reader's locale: ``locale`` if they gave one, else the marketplace's."""
+    return locale or get_marketplace(marketplace).locale
+
 
 @cache
-def localization(marketplace: str) -> Localization:
-    """The cached localization of a marketplace code (``"DE"``)."""
+def localization(marketplace: str, locale: str | None = None) -> Localization:
+    """How to write about a card of ``marketplace`` (``"DE"``) for a reader of ``locale``.
+
+    ``locale`` (``"de_DE"``, ``"en"``) is the reader's; None means the marketplace's.
+    """
     market = get_marketplace(marketplace)
-    locale = Locale.parse(market.locale)
-    language = str(locale.language)
+    wanted = Locale.parse(reader_locale(market.code, locale))
+    language = str(wanted.language)
+    formats = wanted
     if language not in TRANSLATED_LANGUAGES:
-        # Japan reads English text (with Japanese number formats) until ja is translated.
         language = SOURCE_LANGUAGE
-    return Localization(market, locale, language, translations(language))
+        formats = _english_for(wanted)
+    return Localization(market, formats, language, translations(language))
+
+
+def _english_for(wanted: Locale) -> Locale:
+    """English formats for the reader's region (``en_JP``), or plain English."""
+    if wanted.language == SOURCE_LANGUAGE:
+        return wanted
+    if wanted.territory:
+        try:
+            return Locale.parse(f"{SOURCE_LANGUAGE}_{wanted.territory}")
+        except (ValueError, UnknownLocaleError):
+            pass
+    return Locale.parse(SOURCE_LANGUAGE)
 
 
 @cache

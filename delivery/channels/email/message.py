@@ -9,13 +9,22 @@ once the subject or a name is not ASCII (their header and quoted-printable encod
 are pure Python), this module ~0.1 ms (``binascii.b2a_qp`` and base64 are C). The
 format is small and fixed, and writing it ourselves puts header safety in one place:
 
-- display names and the subject lose every control character and line break, so a
-  name ``"Eve\\r\\nBcc: x@example.com"`` stays one harmless display name;
+- display names and the subject lose every control character, line break and
+  bidirectional control (:func:`giftq.text.one_line`), so a name
+  ``"Eve\\r\\nBcc: x@example.com"`` stays one harmless display name and an override
+  cannot turn a subject around;
 - addresses must be plain ``local@domain`` (no whitespace, quotes, brackets);
 - non-ASCII names and subjects become RFC 2047 encoded words (``=?utf-8?b?...?=``),
   ASCII names are quoted when they hold specials (``email.utils.formataddr``);
 - lines are folded at 78 columns where possible and can never reach the 998 limit;
 - the MIME boundary starts with ``=_``, which quoted-printable text cannot contain.
+
+Message-IDs (:func:`message_id_for`) are a keyed hash of the delivery, so every attempt
+at one delivery carries the same id (a receiver can drop a duplicate) and no two
+deliveries share one, whatever database or installation they come from.
+
+``Reply-To`` is sent when ``GIFTQ_EMAIL_REPLY_TO`` is set; the templates invite a reply
+only then (:func:`delivery.channels.email.render.replies_welcome`).
 
 When ``dkim_domain``, ``dkim_selector`` and ``dkim_private_key_path`` are all set, the
 finished message is DKIM-signed (:mod:`delivery.channels.email.dkim`).
@@ -25,6 +34,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 import secrets
 from datetime import UTC, datetime
@@ -32,8 +43,9 @@ from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from functools import lru_cache
 
 from delivery.channels.email.dkim import signer_from_settings
-from delivery.channels.email.render import RenderedEmail, one_line
+from delivery.channels.email.render import RenderedEmail, replies_welcome
 from giftq.settings import get_settings
+from giftq.text import one_line
 
 # RFC 5321 dot-atom local part; quoted local parts are legal but nobody sells gifts to them.
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -142,24 +154,55 @@ def sender_address(email_from: str | None = None) -> str:
     return _sender(email_from if email_from is not None else get_settings().email_from)[1]
 
 
+# Domain separation: the Message-ID key is derived from the installation's pepper, so the
+# pepper itself is never used for anything but claim-code lookups.
+_MESSAGE_ID_LABEL = b"giftq message-id v1"
+
+
+@lru_cache(maxsize=4)
+def _message_id_key(pepper: bytes) -> bytes:
+    return hmac.new(pepper, _MESSAGE_ID_LABEL, hashlib.sha256).digest()
+
+
+def message_id_for(delivery_id: int, created_at: datetime) -> str:
+    """The Message-ID (``"token@sender-domain"``) of every attempt at one delivery.
+
+    An HMAC-SHA256, under a key derived from the installation's ``GIFTQ_CODE_PEPPER``, of
+    the delivery's id and the instant its row was created (UTC, microseconds). A retry
+    reads the same row, so it gets the same id; another database (a restored or a second
+    installation, a test database) numbers its deliveries from 1 as well but created
+    them at other instants and, elsewhere, under another pepper. The id tells a reader
+    nothing: not the delivery's number, not how many we sent. No column stores it.
+    """
+    if created_at.tzinfo is None:
+        raise ValueError("created_at must be timezone-aware")
+    settings = get_settings()
+    stamp = created_at.astimezone(UTC).isoformat(timespec="microseconds")
+    digest = hmac.new(_message_id_key(settings.pepper()), f"{delivery_id}|{stamp}".encode(), hashlib.sha256)
+    token = base64.b32encode(digest.digest()[:20]).decode("ascii").lower()
+    return f"{token}@{_sender(settings.email_from)[1].rpartition('@')[2]}"
+
+
 def build_message(
     rendered: RenderedEmail, *, to_name: str, to_addr: str, message_id: str | None = None
 ) -> bytes:
     """The complete message to ``to_addr``, CRLF line endings, DKIM-signed when configured.
 
-    ``message_id`` (``"local@domain"``, with or without angle brackets) lets a caller
-    give a resend the same id; by default a fresh one is made on the sender's domain.
+    The Message-ID is ``message_id`` (``"local@domain"``, with or without angle
+    brackets) if given, else the rendered email's own (its context's, see
+    :func:`message_id_for`), else a fresh one on the sender's domain.
     Raises :class:`InvalidAddress` for an unusable ``to_addr``.
     """
     settings = get_settings()
     from_name, from_addr = _sender(settings.email_from)
     boundary = "=_" + secrets.token_hex(16)
+    message_id = message_id or rendered.message_id
 
     head = [
         header_line("Date", format_datetime(datetime.now(UTC))),
         header_line("From", address_value(from_name, from_addr)),
     ]
-    if settings.email_reply_to:
+    if replies_welcome(settings):
         reply_name, reply_addr = parseaddr(settings.email_reply_to)
         head.append(header_line("Reply-To", address_value(reply_name, reply_addr)))
     head += [

@@ -10,7 +10,13 @@ so a deploy that changes a template restarts the workers anyway.
 - Text goes through ``gettext``/``ngettext`` (``jinja2.ext.i18n``, new style, so
   ``_("Hello %(name)s", name=x)`` escapes ``x`` in HTML). The catalog is picked per
   render from the ``l10n`` template variable, so one environment serves every language.
-- ``|money(marketplace)`` formats minor units with Babel in the email's locale.
+- ``|money(marketplace)`` formats minor units with Babel in the reader's locale.
+- Every email is written for its reader (:func:`delivery.channels.email.i18n.localization`):
+  the context's ``locale``, else its marketplace's.
+- People's text goes through :mod:`giftq.text`: names and subjects on one line without
+  control or bidi characters, personal messages as clean paragraphs. In the plain-text
+  part, a word longer than a line is broken (a link is not); the HTML lets long words
+  wrap, and shows the claim code as groups that never break inside.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +38,7 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from delivery import designs
 from delivery.channels.email.contexts import (
@@ -41,15 +49,14 @@ from delivery.channels.email.contexts import (
     OrderConfirmationEmail,
 )
 from delivery.channels.email.i18n import Localization, format_money, localization
-from giftq.settings import get_settings
+from giftq.settings import Settings, get_settings
+from giftq.text import clean_paragraphs, one_line
 from ledger.marketplaces import get_marketplace
 
 TEXT_WIDTH = 72
 
-# Control characters (C0, DEL, C1) and the Unicode line/paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SPACES = re.compile(r" {2,}")
+# A word that is a link: never broken in the plain-text part, or it stops working.
+_LINK = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.|mailto:)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,26 +70,16 @@ class RenderedEmail:
     language: str = "en"
     auto_submitted: bool = False
     """True for notices to the purchaser (``Auto-Submitted: auto-generated``)."""
-
-
-def one_line(value: str) -> str:
-    """``value`` with every control character and line break turned into one space."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
-
-
-def clean_paragraphs(value: str) -> str:
-    """Free text (a personal message): newlines normalised, other control characters gone."""
-    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n")
-    value = _CONTROL_BUT_NEWLINE.sub("", value.replace("\u2029", "\n\n"))
-    return "\n".join(line.rstrip() for line in value.strip().split("\n"))
+    message_id: str | None = None
+    """The context's Message-ID, if it has one (stable across attempts at one delivery)."""
 
 
 def render_email(ctx: EmailContext) -> RenderedEmail:
-    """Render the subject, plain-text and HTML bodies of ``ctx`` in its marketplace's language."""
+    """Render the subject, plain-text and HTML bodies of ``ctx`` in its reader's language."""
     settings = get_settings()
     env = _environment(settings.templates_dir)
-    l10n = localization(ctx.marketplace)
-    variables = _variables(ctx, l10n, brand_name(settings.email_from), settings.public_base_url)
+    l10n = localization(ctx.marketplace, ctx.locale)
+    variables = _variables(ctx, l10n, settings)
     base = f"email/{ctx.kind}/"
     subject = one_line(env.get_template(base + "subject.txt").render(variables))
     variables["subject"] = subject
@@ -95,7 +92,17 @@ def render_email(ctx: EmailContext) -> RenderedEmail:
         kind=ctx.kind,
         language=l10n.language,
         auto_submitted=ctx.auto_submitted,
+        message_id=ctx.message_id,
     )
+
+
+def replies_welcome(settings: Settings | None = None) -> bool:
+    """True when a reply reaches someone: ``GIFTQ_EMAIL_REPLY_TO`` is set.
+
+    The message then carries it as ``Reply-To`` and the notices invite a reply; without
+    it they point to the store instead, since the sender address may be read by nobody.
+    """
+    return bool((settings or get_settings()).email_reply_to.strip())
 
 
 @lru_cache(maxsize=8)
@@ -109,13 +116,32 @@ def redeem_url(public_base_url: str, marketplace: str) -> str:
     return f"{public_base_url.rstrip('/')}/{marketplace.lower()}/redeem"
 
 
-def _variables(ctx: EmailContext, l10n: Localization, brand: str, public_base_url: str) -> dict[str, Any]:
+def code_groups(code: str) -> Markup:
+    """The claim code for HTML: each group (with its dash) in a span that never breaks.
+
+    A line break can only fall between groups, and only where a screen is too narrow for
+    the whole code; the text a reader copies is the code, dashes and all, unchanged.
+    """
+    groups = code.split("-")
+    spans = [
+        Markup('<span style="white-space:nowrap;">{}</span>').format(
+            group + ("-" if i < len(groups) - 1 else "")
+        )
+        for i, group in enumerate(groups)
+    ]
+    return Markup("<wbr>").join(spans)
+
+
+def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dict[str, Any]:
+    public_base_url = settings.public_base_url
     variables: dict[str, Any] = {
         "ctx": ctx,
         "l10n": l10n,
         "lang": l10n.language,
-        "brand": brand,
+        "brand": brand_name(settings.email_from),
         "to_name": one_line(ctx.to_name),
+        "store_url": public_base_url.rstrip("/"),
+        "replies_welcome": replies_welcome(settings),
     }
     if not isinstance(ctx, OrderConfirmationEmail):
         # Formatted once here rather than in each of the three templates.
@@ -126,8 +152,8 @@ def _variables(ctx: EmailContext, l10n: Localization, brand: str, public_base_ur
             recipient=one_line(ctx.recipient_name),
             personal_message=clean_paragraphs(ctx.message) if ctx.message else "",
             redeem_url=redeem_url(public_base_url, ctx.marketplace),
-            store_url=public_base_url.rstrip("/"),
             accent=designs.design(ctx.design)["accent"],
+            code_html=code_groups(one_line(ctx.code)),
         )
     elif isinstance(ctx, OrderConfirmationEmail):
         variables.update(
@@ -138,22 +164,35 @@ def _variables(ctx: EmailContext, l10n: Localization, brand: str, public_base_ur
                     "channel": line.channel,
                     "amount": l10n.money(line.amount, line.marketplace),
                     "masked_code": one_line(line.masked_code) if line.masked_code else "",
-                    "send_at": one_line(line.send_at) if line.send_at else "",
+                    "send_at": _send_at(l10n, line.send_at, line.send_zone),
                 }
                 for line in ctx.lines
             ],
             totals=_totals(ctx, l10n),
             ordered_on=l10n.date(ctx.ordered_at) if ctx.ordered_at else "",
+            # The dispatcher tells of each sent gift only for orders this small.
+            notices_each_gift=len(ctx.lines) <= settings.delivered_notice_max_lines,
         )
     elif isinstance(ctx, GiftDeliveredEmail | DeliveryFailedEmail):
         variables.update(
             purchaser=one_line(ctx.purchaser_name),
             recipient=one_line(ctx.recipient_name),
             order_ref=one_line(ctx.order_ref) if ctx.order_ref else "",
+            # Where the gift went; a physical card has no address line here: its name.
+            address=one_line(ctx.address or "") or one_line(ctx.recipient_name),
         )
         if isinstance(ctx, DeliveryFailedEmail):
-            variables["reason"] = one_line(ctx.reason)
+            variables["reason"] = str(ctx.reason) if ctx.reason else ""
+            variables["attempts"] = ctx.attempts
     return variables
+
+
+def _send_at(l10n: Localization, local: datetime | None, zone: str | None) -> str:
+    """A scheduled send time in the reader's terms, with the zone it is local to."""
+    if local is None:
+        return ""
+    written = l10n.date_time(local)
+    return f"{written} ({one_line(zone)})" if zone else written
 
 
 def _totals(ctx: OrderConfirmationEmail, l10n: Localization) -> list[dict[str, str]]:
@@ -194,14 +233,18 @@ def _money_filter(context: Context, amount: int, marketplace: str | None = None)
     return _l10n(context).money(amount, marketplace)
 
 
-def _paragraph_filter(value: str, indent: str = "", first: str | None = None) -> str:
+def _paragraph_filter(
+    value: str, indent: str = "", first: str | None = None, break_words: bool = False
+) -> str:
     """Wrap plain text at 72 columns; never inside a word, a URL or a dashed claim code.
 
     ``indent`` starts every line, ``first`` (default: ``indent``) the first one, so that
     ``|paragraph("   ", "1. ")`` makes a numbered list item with a hanging indent.
-    Existing line breaks are kept.
+    Existing line breaks are kept. ``break_words=True`` (what people typed) breaks a word
+    longer than a line into line-long pieces, except a link.
     """
     wrapped = []
+    room = TEXT_WIDTH - max(len(indent), len(first or ""))
     for number, line in enumerate(str(value).split("\n")):
         lead = first if number == 0 and first is not None else indent
         if not line.strip():
@@ -209,7 +252,7 @@ def _paragraph_filter(value: str, indent: str = "", first: str | None = None) ->
             continue
         wrapped.append(
             textwrap.fill(
-                line,
+                _break_long_words(line, room) if break_words else line,
                 width=TEXT_WIDTH,
                 initial_indent=lead,
                 subsequent_indent=indent,
@@ -218,6 +261,19 @@ def _paragraph_filter(value: str, indent: str = "", first: str | None = None) ->
             )
         )
     return "\n".join(wrapped)
+
+
+def _break_long_words(line: str, room: int) -> str:
+    """``line`` with each word longer than ``room`` cut into ``room``-long pieces.
+
+    The pieces are joined with spaces: each fills a line of its own, so those spaces
+    become the line breaks when the line is wrapped at ``room``.
+    """
+    words = line.split(" ")
+    for i, word in enumerate(words):
+        if len(word) > room and not _LINK.match(word):
+            words[i] = " ".join(word[j : j + room] for j in range(0, len(word), room))
+    return " ".join(words)
 
 
 @lru_cache(maxsize=4)

@@ -39,11 +39,6 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def message_id(delivery_id: int) -> str:
-    """Stable per delivery, so that a repeated send reads as the same message."""
-    return f"giftq.delivery.{delivery_id}@{sender_address().rpartition('@')[2] or 'localhost'}"
-
-
 def _describe(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}")[:1000]
 
@@ -82,7 +77,6 @@ class EmailSender:
                     render_email(item.message),
                     to_name=item.to_name,
                     to_addr=item.address,
-                    message_id=message_id(item.delivery_id),
                 )
             except InvalidAddress as exc:
                 report(

@@ -42,6 +42,7 @@ from delivery.channels.email import (
 )
 from delivery.channels.email.sink import SmtpServerThread
 from delivery.channels.email.transport import SmtpTransport
+from delivery.reasons import FailureReason
 from giftq.settings import reset_settings
 
 EMAIL_FROM = "Giftq <gifts@giftq.example>"
@@ -318,7 +319,7 @@ def gift(marketplace: str = "US", amount: int = 2500, **overrides: object) -> Gi
     return GiftEmail(**fields)  # type: ignore[arg-type]
 
 
-def confirmation(marketplace: str = "US") -> OrderConfirmationEmail:
+def confirmation(marketplace: str = "US", locale: str | None = None) -> OrderConfirmationEmail:
     return OrderConfirmationEmail(
         purchaser_name="Pat Buyer",
         purchaser_email="pat@example.com",
@@ -326,33 +327,64 @@ def confirmation(marketplace: str = "US") -> OrderConfirmationEmail:
         marketplace=marketplace,
         lines=(
             ConfirmationLine("Robin Receiver", "email", 2500, marketplace, "••••-H2PW", None),
-            ConfirmationLine("Sam Friend", "sms", 5000, marketplace, None, "14 Feb 2027, 09:00"),
+            ConfirmationLine(
+                "Sam Friend",
+                "sms",
+                5000,
+                marketplace,
+                None,
+                datetime.datetime(2027, 2, 14, 9, 0),
+                "Europe/Berlin",
+            ),
         ),
         ordered_at=datetime.datetime(2027, 2, 1, 10, 30, tzinfo=datetime.UTC),
+        locale=locale,
     )
 
 
-def delivered(marketplace: str = "US") -> GiftDeliveredEmail:
-    return GiftDeliveredEmail(
-        "Pat Buyer", "pat@example.com", "Robin Receiver", "email", 2500, marketplace, "SHOP-1001"
-    )
+def delivered(marketplace: str = "US", locale: str | None = None, **overrides: Any) -> GiftDeliveredEmail:
+    fields: dict[str, Any] = {
+        "purchaser_name": "Pat Buyer",
+        "purchaser_email": "pat@example.com",
+        "recipient_name": "Robin Receiver",
+        "channel": "email",
+        "amount": 2500,
+        "marketplace": marketplace,
+        "order_ref": "SHOP-1001",
+        "address": "robin@example.com",
+        "locale": locale,
+    }
+    fields.update(overrides)
+    return GiftDeliveredEmail(**fields)
 
 
-def failed(marketplace: str = "US") -> DeliveryFailedEmail:
-    return DeliveryFailedEmail(
-        "Pat Buyer",
-        "pat@example.com",
-        "Robin Receiver",
-        "email",
-        2500,
-        marketplace,
-        "The recipient's mail server says this address does not exist.",
-        "SHOP-1001",
-    )
+def failed(
+    marketplace: str = "US", locale: str | None = None, reason: str | None = "refused", **overrides: Any
+) -> DeliveryFailedEmail:
+    fields: dict[str, Any] = {
+        "purchaser_name": "Pat Buyer",
+        "purchaser_email": "pat@example.com",
+        "recipient_name": "Robin Receiver",
+        "channel": "email",
+        "amount": 2500,
+        "marketplace": marketplace,
+        "reason": FailureReason(reason) if reason else None,
+        "order_ref": "SHOP-1001",
+        "address": "robin@example.com",
+        "attempts": 1,
+        "locale": locale,
+    }
+    fields.update(overrides)
+    return DeliveryFailedEmail(**fields)
 
 
-def every_kind(marketplace: str) -> list[EmailContext]:
-    return [gift(marketplace), confirmation(marketplace), delivered(marketplace), failed(marketplace)]
+def every_kind(marketplace: str, locale: str | None = None) -> list[EmailContext]:
+    return [
+        gift(marketplace, locale=locale),
+        confirmation(marketplace, locale),
+        delivered(marketplace, locale),
+        failed(marketplace, locale),
+    ]
 
 
 @pytest.fixture
