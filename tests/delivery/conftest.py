@@ -386,3 +386,33 @@ def module_redis(db: int) -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture
+def run_queued() -> Any:
+    """``run_queued(Session)``: send whatever is queued or due, on every configured channel,
+    until nothing is left (what the workers would do), in this process."""
+    from sqlalchemy import select
+
+    from delivery import dispatch
+    from delivery.channels import registry
+    from delivery.models import Delivery
+    from delivery.states import DeliveryStatus as S
+
+    def run(Session: Any) -> None:
+        for _ in range(10):
+            with Session() as s:
+                due = s.execute(
+                    select(Delivery.channel, Delivery.id)
+                    .where(
+                        Delivery.status.in_([S.QUEUED, S.FAILED_RETRYABLE]),
+                        Delivery.channel.in_(sorted(registry.configured())),
+                    )
+                    .order_by(Delivery.id)
+                ).all()
+            if not due:
+                return
+            for channel in sorted({c for c, _ in due}):
+                dispatch.run_batch(Session, channel, [i for c, i in due if c == channel])
+
+    return run

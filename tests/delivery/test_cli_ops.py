@@ -13,7 +13,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from delivery import dispatch
 from delivery.cli import app
 from delivery.models import Delivery, OrderLine
 from giftq import migrate
@@ -25,17 +24,11 @@ def giftq(*args: str) -> Any:
     return CliRunner().invoke(app, ["ops", *args])
 
 
-def send_queued(Session: sessionmaker[Session]) -> None:
-    with Session() as s:
-        ids = list(s.scalars(select(Delivery.id).where(Delivery.status == "queued")))
-    dispatch.run_batch(Session, "email", ids)
-
-
 def test_order_and_card_are_shown_masked(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
 ) -> None:
     order_id = issued_order()
-    send_queued(Session)
+    run_queued(Session)
     (code,) = conftest.codes_in(smtp.to("r0@example.com")[0])
     shown = giftq("order", str(order_id))
     assert shown.exit_code == 0, shown.output
@@ -50,10 +43,12 @@ def test_order_and_card_are_shown_masked(
     assert code not in card.output
 
 
-def test_failures_replay_resend(Session: sessionmaker[Session], issued_order: Any, smtp: Any) -> None:
+def test_failures_replay_resend(
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
     smtp.script["r0@example.com"] = ["550 5.1.1 unknown user"]
     issued_order()
-    send_queued(Session)
+    run_queued(Session)
     with Session() as s:
         failed = s.scalars(select(Delivery).where(Delivery.status == "failed_permanent")).one()
     listed = giftq("failures")
@@ -76,9 +71,11 @@ def test_failures_replay_resend(Session: sessionmaker[Session], issued_order: An
     assert "email: " in bad.output
 
 
-def test_reissue_cancel_and_sweep(Session: sessionmaker[Session], issued_order: Any, smtp: Any) -> None:
+def test_reissue_cancel_and_sweep(
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
     order_id = issued_order()
-    send_queued(Session)
+    run_queued(Session)
     with Session() as s:
         line_id = s.scalars(select(OrderLine.id)).one()
     reissued = giftq("reissue", str(line_id), "--email", "right@example.com")

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from delivery import dispatch
 from delivery.channels import registry
 from delivery.models import Delivery, DeliveryAttempt, SuppressedAddress
-from delivery.states import DeliveryStatus as S
 from giftq.settings import reset_settings
 from ledger import redeem
 
@@ -42,20 +41,8 @@ def attempts(Session: sessionmaker[Session], delivery_id: int) -> list[tuple[int
         return [(a.number, a.outcome, a.code) for a in rows]
 
 
-def run_queued(Session: sessionmaker[Session]) -> None:
-    """Send whatever is queued or due, until nothing is left (what the workers would do)."""
-    for _ in range(10):
-        with Session() as s:
-            ids = list(
-                s.scalars(select(Delivery.id).where(Delivery.status.in_([S.QUEUED, S.FAILED_RETRYABLE])))
-            )
-        if not ids:
-            return
-        dispatch.run_batch(Session, "email", ids)
-
-
 def test_the_gift_arrives_and_its_code_redeems(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
 ) -> None:
     order_id = issued_order(lines=1)
     run_queued(Session)
@@ -94,7 +81,7 @@ def test_a_batch_that_runs_twice_sends_once(
 
 
 def test_busy_server_then_accepted_is_delivered_once_with_attempts_logged(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any
 ) -> None:
     smtp.script["r0@example.com"] = ["421 4.7.0 try again later"] * 3
     issued_order(lines=1)
@@ -111,7 +98,9 @@ def test_busy_server_then_accepted_is_delivered_once_with_attempts_logged(
     assert log[-1] == (len(log), "accepted", 250)
 
 
-def test_retries_run_out(Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any) -> None:
+def test_retries_run_out(
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+) -> None:
     smtp.script["r0@example.com"] = ["451 4.3.0 later"] * 5
     issued_order(lines=1)
     run_queued(Session)
@@ -125,7 +114,7 @@ def test_retries_run_out(Session: sessionmaker[Session], issued_order: Any, smtp
 
 
 def test_unknown_mailbox_fails_for_good_tells_the_purchaser_and_suppresses(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
 ) -> None:
     smtp.script["r0@example.com"] = ["550 5.1.1 no such mailbox"]
     issued_order(lines=1)
@@ -199,6 +188,7 @@ def test_smtp_server_down_means_retry(
 
 
 def test_no_code_in_rows_or_logs(
+    run_queued: Any,
     Session: sessionmaker[Session],
     issued_order: Any,
     smtp: Any,

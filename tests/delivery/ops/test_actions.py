@@ -7,23 +7,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from delivery import dispatch, ops, place_order
+from delivery import ops, place_order
 from delivery.errors import NotFound, OpsRefused
 from delivery.models import Delivery, Order, OrderLine
 from delivery.ops import lookups
-from delivery.states import DeliveryStatus as S
 from giftq.db import utcnow
 from ledger import get_card, redeem
 from ledger.errors import CardVoided
-
-
-def run_queued(Session: sessionmaker[Session]) -> None:
-    for _ in range(10):
-        with Session() as s:
-            ids = list(s.scalars(select(Delivery.id).where(Delivery.status.in_([S.QUEUED]))))
-        if not ids:
-            return
-        dispatch.run_batch(Session, "email", ids)
 
 
 def gift(Session: sessionmaker[Session], address: str) -> Delivery:
@@ -36,7 +26,7 @@ def gift(Session: sessionmaker[Session], address: str) -> Delivery:
 
 
 def test_failures_are_listed_and_replayed_once_the_address_is_cleared(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any
 ) -> None:
     smtp.script["r0@example.com"] = ["550 5.1.1 mailbox full for good"]
     issued_order()
@@ -69,7 +59,7 @@ def test_failures_are_listed_and_replayed_once_the_address_is_cleared(
 
 
 def test_resend_to_a_corrected_address(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
 ) -> None:
     smtp.script["r0@example.com"] = ["550 5.1.1 no such user"]
     issued_order()
@@ -99,7 +89,7 @@ def test_resend_cancels_a_pending_original(Session: sessionmaker[Session], issue
 
 
 def test_reissue_voids_the_old_code_and_delivers_a_new_one(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
 ) -> None:
     issued_order()
     run_queued(Session)
@@ -124,7 +114,7 @@ def test_reissue_voids_the_old_code_and_delivers_a_new_one(
 
 
 def test_cancel_stops_what_is_not_sent_and_voids_those_cards(
-    Session: sessionmaker[Session], order_payload: Any, smtp: Any
+    run_queued: Any, Session: sessionmaker[Session], order_payload: Any, smtp: Any
 ) -> None:
     later = (utcnow() + dt.timedelta(days=10)).replace(tzinfo=None, microsecond=0).isoformat()
     payload = order_payload(lines=2)
@@ -162,7 +152,7 @@ def test_cancel_before_issuance_means_no_card_at_all(
 
 
 def test_lookups_are_masked(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
 ) -> None:
     order_id = issued_order(lines=2)
     run_queued(Session)
@@ -194,7 +184,7 @@ def test_nothing_is_done_to_a_send_in_flight(Session: sessionmaker[Session], iss
 
 
 def test_cancel_stops_a_queued_resend_of_a_sent_card(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any
 ) -> None:
     order_id = issued_order()
     run_queued(Session)
@@ -214,7 +204,7 @@ def test_cancel_stops_a_queued_resend_of_a_sent_card(
 
 
 def test_cancel_reports_a_reissued_card_as_voided_not_as_sent(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any
 ) -> None:
     order_id = issued_order()
     run_queued(Session)
@@ -233,7 +223,7 @@ def test_cancel_reports_a_reissued_card_as_voided_not_as_sent(
 
 
 def test_cancel_reports_a_redeemed_card_as_redeemed(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
 ) -> None:
     order_id = issued_order()
     run_queued(Session)
@@ -247,7 +237,7 @@ def test_cancel_reports_a_redeemed_card_as_redeemed(
 
 
 def test_resend_refuses_a_redeemed_or_voided_card(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any, conftest: Any
 ) -> None:
     smtp.script["r1@example.com"] = ["550 5.1.1 no such user"]
     issued_order(lines=2)

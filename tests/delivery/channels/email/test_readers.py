@@ -14,11 +14,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from delivery import dispatch, place_order
+from delivery import place_order
 from delivery.channels.email import DeliveryFailedEmail, GiftDeliveredEmail, compose, render_email
 from delivery.models import Delivery, Order
 from delivery.orders import processing
-from delivery.states import DeliveryStatus as S
 
 LINE: dict[str, Any] = {"channel": "email", "amount": 2500, "design": "classic", "message": "Für dich!"}
 
@@ -39,15 +38,6 @@ def place(Session: sessionmaker[Session], purchaser_locale: str | None, *lines: 
                 return placed.order_id
 
 
-def run_queued(Session: sessionmaker[Session]) -> None:
-    for _ in range(10):
-        with Session() as s:
-            ids = list(s.scalars(select(Delivery.id).where(Delivery.status == S.QUEUED)))
-        if not ids:
-            return
-        dispatch.run_batch(Session, ids)
-
-
 def recipient(name: str, address: str, locale: str | None = None) -> dict[str, Any]:
     found: dict[str, Any] = {"name": name, "email": address}
     if locale:
@@ -60,7 +50,7 @@ def language(message: email.message.Message) -> str:
 
 
 def test_an_english_purchaser_of_japanese_and_german_gifts(
-    Session: sessionmaker[Session], smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], smtp: Any, conftest: Any
 ) -> None:
     place(
         Session,
@@ -98,7 +88,7 @@ def test_an_english_purchaser_of_japanese_and_german_gifts(
 
 
 def test_a_german_purchaser_reads_why_a_gift_failed_in_german(
-    Session: sessionmaker[Session], smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], smtp: Any, conftest: Any
 ) -> None:
     smtp.script["r0@example.com"] = ["550 5.1.1 no such mailbox"]
     order_id = place(
@@ -135,7 +125,7 @@ def test_a_german_purchaser_reads_why_a_gift_failed_in_german(
 
 
 def test_without_locales_the_marketplaces_decide(
-    Session: sessionmaker[Session], smtp: Any, conftest: Any
+    run_queued: Any, Session: sessionmaker[Session], smtp: Any, conftest: Any
 ) -> None:
     order_id = place(
         Session,

@@ -104,7 +104,7 @@ def test_the_notice_says_delivered_only_when_the_gift_row_is(
     issued_order(lines=1)
     with Session() as s:
         ids = list(s.scalars(select(Delivery.id)))
-    dispatch.run_batch(Session, ids)
+    dispatch.run_batch(Session, "email", ids)
 
     def notice() -> GiftDeliveredEmail:
         with Session() as s:
