@@ -127,21 +127,22 @@ def _fit(render: Callable[[str], str], name: str) -> tuple[str, bool]:
     full = count_segments(body).segments
     if full == 1 or len(name) <= MIN_NAME_CHARS:
         return body, False
-    fewest = count_segments(render(_shorten(name, MIN_NAME_CHARS))).segments
+    fewest = count_segments(render(shorten(name, MIN_NAME_CHARS))).segments
     if fewest >= full:
         return body, False  # the name is not what makes the text long
     # Segments grow with the kept length: find the longest that still gives ``fewest``.
     low, high = MIN_NAME_CHARS, len(name) - 1
     while low < high:
         middle = (low + high + 1) // 2
-        if count_segments(render(_shorten(name, middle))).segments <= fewest:
+        if count_segments(render(shorten(name, middle))).segments <= fewest:
             low = middle
         else:
             high = middle - 1
-    return render(_shorten(name, low)), True
+    return render(shorten(name, low)), True
 
 
-def _shorten(name: str, keep: int) -> str:
+def shorten(name: str, keep: int) -> str:
+    """The first ``keep`` characters of ``name`` and an ellipsis (``...`` in GSM-7, else ``…``)."""
     head = name[:keep].rstrip(" -.,")
     return head + ("..." if is_gsm7(head) else "…")
 
