@@ -178,12 +178,16 @@ class PostedCallback:
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    """One request to the Messages endpoint and the HTTP status it got (no body kept)."""
+    """One request to the Messages endpoint and the answer it got (no body kept)."""
 
     to: str
     http_status: int
     error_code: int | None
     message_sid: str | None
+    fields: tuple[str, ...] = ()
+    """The form's field names, in the order sent."""
+    peer: tuple[str, int] | None = None
+    """The client's address and port: one port for many requests is one kept-alive connection."""
 
 
 @dataclass
@@ -232,7 +236,12 @@ class SmsSink:
         self.port = server.server_address[1]
         self._stopping.clear()
         self._threads = [
-            threading.Thread(target=server.serve_forever, name="giftq-sms-sink", daemon=True),
+            threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="giftq-sms-sink",
+                daemon=True,
+            ),
             threading.Thread(target=self._post_callbacks, name="giftq-sms-sink-callbacks", daemon=True),
         ]
         for thread in self._threads:
@@ -278,7 +287,12 @@ class SmsSink:
     # --- serving (handler threads) -------------------------------------------------------
 
     def handle(
-        self, path: str, authorization: str | None, content_type: str, raw: bytes
+        self,
+        path: str,
+        authorization: str | None,
+        content_type: str,
+        raw: bytes,
+        peer: tuple[str, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """The answer (HTTP status, JSON) to one request; the server's handler calls this."""
         match = _PATH.match(urlsplit(path).path)
@@ -286,25 +300,28 @@ class SmsSink:
             return _error(20404, 404)
         if not self._authorized(match.group(1), authorization):
             return _error(20003, 401)
-        form: dict[str, str] = {}
+        pairs: list[tuple[str, str]] = []
         if content_type.split(";", maxsplit=1)[0].strip().lower() == "application/x-www-form-urlencoded":
-            for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
-                form.setdefault(name, value)
+            pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        form: dict[str, str] = {}
+        for name, value in pairs:
+            form.setdefault(name, value)
         to = form.get("To", "")
+        names = tuple(name for name, _ in pairs)
         refusal = _check(form)
         if refusal is not None:
-            self._record(Exchange(to, _HTTP_STATUS.get(refusal, 400), refusal, None))
+            self._record(Exchange(to, _HTTP_STATUS.get(refusal, 400), refusal, None, names, peer))
             return _error(refusal, _HTTP_STATUS.get(refusal, 400))
 
         reply = self._next_reply(to)
         if reply.delay and self._stopping.wait(reply.delay):
             return _error(20503, 503)
         if reply.error_code is not None or reply.status >= 300:
-            self._record(Exchange(to, reply.status, reply.error_code, None))
+            self._record(Exchange(to, reply.status, reply.error_code, None, names, peer))
             return _error(reply.error_code, reply.status, reply.message)
 
         resource = self._accept(form)
-        self._record(Exchange(to, 201, None, resource["sid"]))
+        self._record(Exchange(to, 201, None, resource["sid"], names, peer))
         callback = form.get("StatusCallback")
         report = reply.report or self.report
         if callback and report is not None:
@@ -468,7 +485,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         status, body = self.server.sink.handle(
-            self.path, self.headers.get("Authorization"), self.headers.get("Content-Type", ""), raw
+            self.path,
+            self.headers.get("Authorization"),
+            self.headers.get("Content-Type", ""),
+            raw,
+            (self.client_address[0], self.client_address[1]),
         )
         self._answer(status, body)
 

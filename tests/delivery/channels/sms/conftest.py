@@ -50,8 +50,14 @@ def contract() -> dict[str, Any]:
 
 @pytest.fixture
 def sink(tmp_path: Path) -> Iterator[SmsSink]:
-    """A started sink for ACCOUNT_SID / AUTH_TOKEN that keeps texts in ``tmp_path/sms``."""
-    with SmsSink(tmp_path / "sms", account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, seed=7) as running:
+    """A started sink for ACCOUNT_SID / AUTH_TOKEN that keeps texts in ``tmp_path/sms``.
+
+    It posts no status callbacks unless a test sets ``sink.report`` (and points the
+    callbacks at a ``receiver``): tests send traffic to loopback only.
+    """
+    with SmsSink(
+        tmp_path / "sms", account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, report=None, seed=7
+    ) as running:
         yield running
 
 
@@ -123,7 +129,7 @@ def receiver() -> Iterator[Any]:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         endpoint.server = server
         started.append(server)
         return endpoint
