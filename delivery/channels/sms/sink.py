@@ -25,7 +25,8 @@ What it answers can be told, for tests and demos:
   ``queued``/``sent``/``delivered`` by default, or ``undelivered`` with an error code;
   optionally shuffled and repeated. Each is signed with ``X-Twilio-Signature`` under
   the sink's auth token and posted to the message's ``StatusCallback`` URL by a
-  background thread, after the API answer.
+  background thread as soon as the message is accepted, so the first may arrive
+  before the sender has read the API's answer (as it can with Twilio).
 
 :class:`SmsSink` is a context manager that serves on a thread (``port=0``: any free
 port; :attr:`SmsSink.base_url` says where). ``giftq sms-sink`` runs one in the

@@ -132,6 +132,8 @@ class SmsTransport:
         """Send every envelope, paced; one outcome each, in order. Never raises for a
         provider's refusal or absence: those are outcomes."""
         batch = list(envelopes)
+        if not batch:
+            return []
         outcomes: list[TextOutcome] = []
         deadline = time.monotonic() + self.pace_max_wait
         for index, envelope in enumerate(batch):

@@ -13,6 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from delivery.channels.sms import (
     SmsConfigError,
@@ -155,6 +157,22 @@ def test_pacing_defers_what_does_not_fit_in_the_wait_budget(client: TwilioClient
     assert [o.status for o in outcomes] == ["accepted", "accepted", "deferred", "deferred"]
     assert all(o.retry_after is not None and 0 < o.retry_after <= 1 for o in outcomes[2:])
     assert len(sink.exchanges) == 2
+
+
+def test_without_the_shared_rate_texts_wait_rather_than_go_unpaced(
+    client: TwilioClient, sink: SmsSink
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nowhere = redis.Redis(port=port, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    transport = SmsTransport(
+        client, RedisRateLimiter(nowhere, FROM_NUMBER, 1, 1), status_callback_base=CALLBACKS
+    )
+    outcomes = transport.send_batch(envelopes("+14155550123", "+14155550124"))
+    assert [(o.status, o.retry_after) for o in outcomes] == [("deferred", 5.0), ("deferred", 5.0)]
+    assert sink.exchanges == []
+    assert transport.send_batch([]) == []
 
 
 class RecordingLimiter:
