@@ -151,9 +151,34 @@ class Settings(BaseSettings):
     """Purchasers hear of each delivered gift only for orders up to this many lines."""
 
     # --- channels: the back end of each ("none": its deliveries wait, listed by giftq ops failures) ---
-    sms_backend: Literal["twilio", "sink", "none"] = "none"
     printable_backend: Literal["email", "none"] = "none"
     fulfilment_backend: Literal["file", "http", "none"] = "none"
+
+    # --- text messages (delivery.channels.sms) ---
+    sms_backend: Literal["twilio", "sink", "none"] = "none"
+    """``twilio``: Twilio's Messages API; ``sink``: the local ``giftq sms-sink``; ``none``: off."""
+    sms_account_sid: str = Field(default="", pattern=r"^(AC[0-9a-fA-F]{32})?$")
+    sms_auth_token: SecretStr | None = None
+    """Signs the API requests (basic auth) and verifies the status callbacks."""
+    sms_api_base_url: str = ""
+    """Empty: ``https://api.twilio.com``, or ``http://127.0.0.1:8026`` with the sink."""
+    sms_messaging_service_sid: str = Field(default="", pattern=r"^(MG[0-9a-fA-F]{32})?$")
+    """Send through this Messaging Service (its sender pool); wins over ``sms_from_number``."""
+    sms_from_number: str = ""
+    """The sender when no Messaging Service is set: E.164 long code, short code or alphanumeric ID."""
+    sms_status_callback_url: str = ""
+    """Where the provider reports delivery; empty: ``<public_base_url>/sms/status``."""
+    sms_timeout_seconds: float = Field(default=10.0, gt=0)
+    sms_rate_per_second: float = Field(default=1.0, gt=0)
+    """Messages per second per sender, shared by every worker (a long code sends about 1/s)."""
+    sms_burst: int = Field(default=1, ge=1)
+    """Messages a sender may send at once after a quiet spell, before the rate applies."""
+    sms_rate_redis_url: str = ""
+    """The Redis that holds the shared send rate; empty: the broker's (when it is Redis)."""
+    sms_pace_max_wait_seconds: float = Field(default=60.0, ge=0)
+    """A batch waits this long at most for the send rate; what is left is deferred, not failed."""
+    sms_max_segments: int = Field(default=3, ge=1, le=10)
+    """A text that would travel as more segments than this is refused, never cut."""
 
     @field_validator("data_dir")
     @classmethod
