@@ -13,7 +13,7 @@ masked with :func:`ledger.codes.redact.redact`).
 
 Our own configuration is retryable. Credentials, sender numbers, Messaging Service,
 geographic permissions and account state are ours to fix, not the recipient's: as with
-an SMTP relay that refuses our login (``delivery.email.failures``), the queue holds until
+an SMTP relay that refuses our login (``delivery.channels.email.failures``), the queue holds until
 ops fix it instead of telling every purchaser that the gift failed for good.
 
 Only an opt-out suppresses. A recipient who replied STOP (21610) must not get another

@@ -6,7 +6,7 @@ autoescape, undefined variables raise). The language is the reader's (``locale``
 read English, because Japanese text is UCS-2 (70 units a segment) and a 20-character
 code plus a link does not leave room for a sentence. The amount is formatted by Babel
 for the reader's locale in the card's marketplace currency
-(:func:`delivery.email.i18n.format_money`), so a fr_CA reader of a US card sees
+(:func:`delivery.channels.email.i18n.format_money`), so a fr_CA reader of a US card sees
 ``25,00 $ US``. The link is ``<public_base_url>/<marketplace>/redeem``; the code is never
 in it (links end up in logs).
 
@@ -38,11 +38,12 @@ from typing import ClassVar
 from babel import Locale, UnknownLocaleError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from delivery.channels.email.i18n import format_money
+from delivery.channels.email.render import brand_name, redeem_url
 from delivery.channels.sms.errors import TooManySegments
 from delivery.channels.sms.segments import Encoding, count_segments, fold_if_gsm7, is_gsm7, to_gsm7
-from delivery.email.i18n import format_money
-from delivery.email.render import brand_name, one_line, redeem_url
 from giftq.settings import get_settings
+from giftq.text import one_line
 from ledger.codes import text as code_text
 from ledger.marketplaces import get_marketplace
 

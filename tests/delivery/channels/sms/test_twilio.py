@@ -8,7 +8,6 @@ import socket
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from delivery.channels.sms import MessageAnswer, ProviderUnreachable, SmsConfigError, TwilioClient
 from delivery.channels.sms.sink import Reply, SmsSink
@@ -19,7 +18,7 @@ from delivery.channels.sms.twilio import (
     get_client,
     parse_answer,
 )
-from giftq.settings import Settings, reset_settings
+from giftq.settings import Settings, SettingsError, reset_settings
 
 from .conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 
@@ -242,7 +241,7 @@ def test_the_sink_backend_works_without_credentials(monkeypatch: pytest.MonkeyPa
 
 def test_settings_refuse_malformed_sids(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIFTQ_SMS_ACCOUNT_SID", "AC-not-hex")
-    with pytest.raises(ValidationError, match="sms_account_sid"):
+    with pytest.raises(SettingsError, match="GIFTQ_SMS_ACCOUNT_SID"):
         Settings()
 
 
