@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -200,16 +200,7 @@ def send(sender: Sender, batch: Sequence[Composed], report: Report) -> list[Outc
     outcomes: list[Outcome] = []
 
     def answered(outcome: Outcome) -> None:
-        clean = Outcome(
-            outcome.delivery_id,
-            outcome.accepted,
-            outcome.kind,
-            outcome.code,
-            redact(outcome.response)[:1000],
-            outcome.provider_ref,
-            outcome.reason,
-            outcome.suppress,
-        )
+        clean = replace(outcome, response=redact(outcome.response)[:1000])
         outcomes.append(clean)
         report(clean)
 
@@ -276,6 +267,12 @@ def record(
                 response=outcome.response,
                 started=started,
                 finished=now,
+            )
+            continue
+        if outcome.retry_after is not None and not outcome.accepted:
+            lifecycle.defer(delivery, now)
+            enqueue_deliveries(
+                session, delivery.channel, [delivery.id], countdown=min(outcome.retry_after, countdown_max)
             )
             continue
         if outcome.accepted:

@@ -9,6 +9,7 @@ functions and never set a status themselves.
 - :func:`delivery.models.new_delivery_row` is the one builder of a delivery row.
 - :func:`accepted`, :func:`failed`: the answer to a send.
 - :func:`fail_now`: a send refused before it was tried (suppressed, cannot be composed).
+- :func:`defer`: a send put back untried (the channel's send rate ran out).
 - :func:`interrupted`: a dead worker left a send in flight (a possible duplicate).
 - :func:`reported`: the provider's later report (delivered, undelivered, failed).
 - :func:`requeue`, :func:`cancel`: ops and the sweeper.
@@ -111,12 +112,15 @@ def failed(
     started: dt.datetime,
     now: dt.datetime,
     schedule: RetrySchedule,
+    new_attempt: bool = True,
 ) -> dt.datetime | None:
     """A refused or failed send: retry it on the schedule, or fail it for good.
 
-    Returns when the retry is due (None when it failed for good).
+    Returns when the retry is due (None when it failed for good). A provider's later
+    report of a failure (``new_attempt=False``) is the end of an attempt already counted.
     """
-    delivery.attempts += 1
+    if new_attempt:
+        delivery.attempts += 1
     outcome = AttemptOutcome.RETRYABLE if kind is FailureKind.RETRYABLE else AttemptOutcome.PERMANENT
     log_attempt(session, delivery, outcome, code=code, response=response, started=started, finished=now)
     delivery.last_error = response
@@ -134,6 +138,13 @@ def failed(
         reason = FailureReason.UNREACHABLE if kind is FailureKind.RETRYABLE else FailureReason.REFUSED
     _failed_notice(session, delivery, order, reason, now)
     return None
+
+
+def defer(delivery: Delivery, now: dt.datetime) -> None:
+    """Not attempted after all (the send rate ran out, the provider said slow down): back
+    in the queue, with no attempt counted."""
+    _move(delivery, S.QUEUED, now)
+    delivery.claimed_by = None
 
 
 def fail_now(
@@ -240,6 +251,7 @@ def reported(
         started=now,
         now=now,
         schedule=schedule or RetrySchedule.from_settings(),
+        new_attempt=False,
     )
     return True
 

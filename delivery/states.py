@@ -3,7 +3,9 @@
 ::
 
     scheduled ──► queued ──► sending ──► sent ──► delivered
-        │           ▲  │        │  │       └────► bounced
+        │           ▲  │        │  │       ├────► bounced
+        │           │  │        │  │       └────► failed_retryable / failed_permanent
+        │           │  │        │  │              (the provider reports it undelivered)
         │           │  │        │  └──► failed_permanent ──► queued (ops replay)
         │           │  │        └─────► failed_retryable ──► queued (retry due)
         │           │  │                      └──► failed_permanent (retries exhausted)
@@ -12,8 +14,8 @@
 
 ``sent`` means the provider accepted the message (for email: our SMTP relay said 250).
 ``delivered`` and ``bounced`` are later reports from the receiving side (delivery status
-notifications, provider callbacks); they are in the machine so that channels which
-report them (SMS, fulfilment) need no new states.
+notifications, provider callbacks), and so is a move from ``sent`` to a failure (a text
+the carrier could not deliver): channels that report (SMS, fulfilment) need no new states.
 
 Every status change goes through :func:`check` (or the status filters of a conditional
 UPDATE built from :func:`sources`), so that a task running twice cannot move a row
@@ -45,7 +47,7 @@ TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     S.SCHEDULED: frozenset({S.QUEUED, S.CANCELLED}),
     S.QUEUED: frozenset({S.SENDING, S.CANCELLED}),
     S.SENDING: frozenset({S.SENT, S.FAILED_RETRYABLE, S.FAILED_PERMANENT, S.QUEUED}),
-    S.SENT: frozenset({S.DELIVERED, S.BOUNCED}),
+    S.SENT: frozenset({S.DELIVERED, S.BOUNCED, S.FAILED_RETRYABLE, S.FAILED_PERMANENT}),
     S.DELIVERED: frozenset(),
     S.FAILED_RETRYABLE: frozenset({S.QUEUED, S.SENDING, S.FAILED_PERMANENT, S.CANCELLED}),
     S.FAILED_PERMANENT: frozenset({S.QUEUED}),

@@ -59,6 +59,13 @@ class Outcome:
     """For a failure, why, in a key the purchaser's notice renders; None: from ``kind``."""
     suppress: bool = False
     """A permanent failure that must stop sends to this address until ops clear it."""
+    retry_after: float | None = None
+    """Not attempted (the provider asked us to slow down, or the send rate ran out): send
+    it again after this many seconds. A deferral is not a failed attempt."""
+
+    @classmethod
+    def deferred(cls, delivery_id: int, retry_after: float, response: str = "deferred") -> Outcome:
+        return cls(delivery_id, False, None, None, response, retry_after=max(retry_after, 0.0))
 
     @classmethod
     def failed(

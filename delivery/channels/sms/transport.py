@@ -29,7 +29,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -128,13 +128,28 @@ class SmsTransport:
     def __repr__(self) -> str:
         return f"SmsTransport(client={self.client!r}, limiter={self.limiter!r})"
 
-    def send_batch(self, envelopes: Iterable[TextEnvelope]) -> list[TextOutcome]:
+    def send_batch(
+        self,
+        envelopes: Iterable[TextEnvelope],
+        on_outcome: Callable[[TextOutcome], None] | None = None,
+    ) -> list[TextOutcome]:
         """Send every envelope, paced; one outcome each, in order. Never raises for a
-        provider's refusal or absence: those are outcomes."""
+        provider's refusal or absence: those are outcomes.
+
+        ``on_outcome`` sees each outcome as soon as it is known, before the next text is
+        sent, so that the caller can record an acceptance before going on.
+        """
         batch = list(envelopes)
         if not batch:
             return []
         outcomes: list[TextOutcome] = []
+
+        def emit(*items: TextOutcome) -> None:
+            for item in items:
+                outcomes.append(item)
+                if on_outcome is not None:
+                    on_outcome(item)
+
         deadline = time.monotonic() + self.pace_max_wait
         for index, envelope in enumerate(batch):
             rest = batch[index + 1 :]
@@ -146,10 +161,10 @@ class SmsTransport:
                     type(exc).__name__,
                     len(batch) - index,
                 )
-                outcomes += _deferred([envelope, *rest], PACER_DOWN_RETRY_AFTER)
+                emit(*_deferred([envelope, *rest], PACER_DOWN_RETRY_AFTER))
                 break
             if not slot.granted:
-                outcomes += _deferred([envelope, *rest], slot.wait)
+                emit(*_deferred([envelope, *rest], slot.wait))
                 log.info(
                     "SMS pacing: %d texts deferred by %.1f s (sender %s)",
                     len(rest) + 1,
@@ -158,13 +173,13 @@ class SmsTransport:
                 )
                 break
             outcome = self._send_one(envelope)
-            outcomes.append(outcome)
+            emit(outcome)
             if outcome.http_status == 429:
-                outcomes += _deferred(rest, outcome.retry_after or RATE_LIMITED_RETRY_AFTER)
+                emit(*_deferred(rest, outcome.retry_after or RATE_LIMITED_RETRY_AFTER))
                 break
             if outcome.failure is not None and outcome.http_status is None:
                 # No answer at all: the provider is down or unreachable from here.
-                outcomes += [TextOutcome(e.ref, "failed", failure=outcome.failure) for e in rest]
+                emit(*[TextOutcome(e.ref, "failed", failure=outcome.failure) for e in rest])
                 break
         _log_batch(outcomes)
         return outcomes
