@@ -87,6 +87,9 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "task_time_limit": s.task_time_limit_seconds,
         "broker_transport_options": {"visibility_timeout": s.broker_visibility_timeout_seconds},
         "broker_connection_retry_on_startup": True,
+        # Wait out a broker outage of any length (the default gives up after 100 tries, about
+        # 45 minutes, and the worker exits): what is queued waits in Redis's append-only file.
+        "broker_connection_max_retries": None,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_publish_retry_policy": {
             "max_retries": 3,
