@@ -6,6 +6,7 @@ Task names are stable; other languages send them by name:
 task                    queue       kwargs (JSON)
 ======================  ==========  =============================================
 giftq.place_order       orders      ``order`` (delivery/order.schema.json), ``idempotency_key``
+                        (or ``celery``, a client's default queue)
 giftq.process_order     orders      ``order_id``: issue the cards, create deliveries
 giftq.dispatch_email    email       ``delivery_ids``: send a batch of emails
 giftq.dispatch_due      scheduler   none: release due scheduled sends and retries (beat)
@@ -13,7 +14,9 @@ giftq.sweep             scheduler   none: re-enqueue stuck orders and deliveries
 ======================  ==========  =============================================
 
 The ``sms``, ``printables`` and ``fulfilment`` queues are declared for their channels,
-so that a slow channel never starves another.
+so that a slow channel never starves another. ``celery`` is the queue a Celery client
+publishes to when it names none; the orders workers consume it, so that an order sent
+that way is placed instead of waiting in Redis with nobody reading it.
 
 Reliability: JSON only; a task is acknowledged after it ran (``acks_late``) and
 redelivered if its worker died (``reject_on_worker_lost``, and Redis re-delivers
@@ -41,7 +44,10 @@ from giftq import db
 from giftq.settings import Settings, SettingsError, get_settings
 from ledger.codes.redact import RedactClaimCodes
 
-QUEUES = ("orders", "email", "sms", "printables", "fulfilment", "scheduler")
+CLIENT_DEFAULT_QUEUE = "celery"
+"""Where any Celery client's unrouted messages go; read by the orders workers, never routed to."""
+
+QUEUES = ("orders", CLIENT_DEFAULT_QUEUE, "email", "sms", "printables", "fulfilment", "scheduler")
 
 ROUTES = {
     "giftq.place_order": "orders",

@@ -28,6 +28,7 @@ def test_reliability_settings() -> None:
         == set(QUEUES)
         == {
             "orders",
+            "celery",
             "email",
             "sms",
             "printables",
