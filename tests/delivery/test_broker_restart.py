@@ -14,6 +14,7 @@ before may be lost (redelivery after the visibility timeout, and the sweeper).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -46,10 +47,16 @@ TIMINGS = {
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free port below the kernel's ephemeral range, so that no outgoing connection
+    takes it while Redis is down between two restarts."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class RedisServer:
