@@ -17,5 +17,8 @@ ROUTES: dict[str, str] = {
 }
 """Every task giftq sends or consumes, and the queue it goes to."""
 
-QUEUES: tuple[str, ...] = tuple(dict.fromkeys(ROUTES.values()))
+CLIENT_DEFAULT_QUEUE = "celery"
+"""Where any Celery client's unrouted messages go; read by the orders workers, never routed to."""
+
+QUEUES: tuple[str, ...] = tuple(dict.fromkeys([*ROUTES.values(), CLIENT_DEFAULT_QUEUE]))
 """Every queue giftq declares, one worker group per set of them."""

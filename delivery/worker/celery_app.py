@@ -6,6 +6,7 @@ Task names are stable; other languages send them by name:
 task                    queue       kwargs (JSON)
 ======================  ==========  =============================================
 giftq.place_order       orders      ``order`` (delivery/orders/order.schema.json), ``idempotency_key``
+                        (or ``celery``, a client's default queue)
 giftq.process_order     orders      ``order_id``: issue the cards, create deliveries
 giftq.dispatch_email    email       ``delivery_ids``: send a batch of emails
 giftq.dispatch_sms      sms         ``delivery_ids``: send a batch of text messages
@@ -16,7 +17,10 @@ giftq.sweep             scheduler   none: re-enqueue stuck orders and deliveries
 ======================  ==========  =============================================
 
 Each channel has its own queue (``delivery.channels.registry``), so that a slow
-channel never starves another; ``delivery.routes`` holds the table.
+channel never starves another; ``delivery.routes`` holds the table. ``celery`` is the
+queue a Celery client publishes to when it names none; the orders workers consume it,
+so that an order sent that way is placed instead of waiting in Redis with nobody
+reading it.
 
 Reliability: JSON only; a task is acknowledged after it ran (``acks_late``) and
 redelivered if its worker died (``reject_on_worker_lost``, and Redis re-delivers
@@ -40,12 +44,21 @@ from celery.signals import (
 )
 
 from delivery.channels import registry
-from delivery.routes import QUEUES, ROUTES
+from delivery.routes import CLIENT_DEFAULT_QUEUE, QUEUES, ROUTES
 from giftq import db
 from giftq.settings import Settings, SettingsError, get_settings
 from ledger.codes.redact import RedactClaimCodes
 
-__all__ = ["QUEUES", "ROUTES", "celery_config", "check_timeouts", "create_app", "get_app", "reset_app"]
+__all__ = [
+    "CLIENT_DEFAULT_QUEUE",
+    "QUEUES",
+    "ROUTES",
+    "celery_config",
+    "check_timeouts",
+    "create_app",
+    "get_app",
+    "reset_app",
+]
 
 
 def check_timeouts(s: Settings) -> None:
@@ -83,6 +96,9 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "task_time_limit": s.task_time_limit_seconds,
         "broker_transport_options": {"visibility_timeout": s.broker_visibility_timeout_seconds},
         "broker_connection_retry_on_startup": True,
+        # Wait out a broker outage of any length (the default gives up after 100 tries, about
+        # 45 minutes, and the worker exits): what is queued waits in Redis's append-only file.
+        "broker_connection_max_retries": None,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_publish_retry_policy": {
             "max_retries": 3,

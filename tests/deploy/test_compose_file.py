@@ -48,7 +48,7 @@ def test_every_giftq_service_gets_the_secrets_and_the_database(compose: dict[str
 
 
 def test_workers_start_after_migrations_and_cover_every_queue_with_tasks(compose: dict[str, Any]) -> None:
-    from delivery.worker.celery_app import ROUTES
+    from delivery.worker.celery_app import CLIENT_DEFAULT_QUEUE, ROUTES
 
     consumed: set[str] = set()
     for name, service in compose["services"].items():
@@ -56,10 +56,61 @@ def test_workers_start_after_migrations_and_cover_every_queue_with_tasks(compose
         if command[:4] == ["celery", "-A", "worker", "worker"]:
             assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
             consumed.update(command[command.index("-Q") + 1].split(","))
-    assert set(ROUTES.values()) <= consumed
+    # Orders a storefront's client sends without naming a queue land in Celery's default one.
+    assert set(ROUTES.values()) | {CLIENT_DEFAULT_QUEUE} <= consumed
 
 
 def test_the_broker_keeps_queued_tasks_across_restarts(compose: dict[str, Any]) -> None:
     command = compose["services"]["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def _one_shot(compose: dict[str, Any]) -> set[str]:
+    """Services that others wait for to *finish* (``service_completed_successfully``)."""
+    return {
+        name
+        for service in compose["services"].values()
+        for name, dependency in (service.get("depends_on") or {}).items()
+        if dependency.get("condition") == "service_completed_successfully"
+    }
+
+
+def test_every_long_running_service_restarts_by_itself(compose: dict[str, Any]) -> None:
+    one_shot = _one_shot(compose)
+    assert one_shot == {"migrate"}
+    for name, service in compose["services"].items():
+        if name in one_shot:
+            # A finished migration must stay finished, not run again in a loop.
+            assert service.get("restart", "no") in ("no", "on-failure"), name
+        else:
+            assert service.get("restart") in ("always", "unless-stopped"), name
+
+
+def test_services_others_wait_for_and_every_worker_have_healthchecks(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    awaited_healthy = {
+        name
+        for service in services.values()
+        for name, dependency in (service.get("depends_on") or {}).items()
+        if dependency.get("condition") == "service_healthy"
+    }
+    workers = {
+        name
+        for name, service in services.items()
+        if service.get("command", [])[:4] == ["celery", "-A", "worker", "worker"]
+    }
+    assert {"postgres", "redis"} <= awaited_healthy
+    assert workers == {"worker-orders", "worker-email", "worker-scheduler"}
+    for name in awaited_healthy | workers | {"mail"}:
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_stopped_workers_may_finish_their_running_tasks(compose: dict[str, Any]) -> None:
+    from giftq.settings import Settings
+
+    limit = Settings().task_time_limit_seconds
+    for name in ("worker-orders", "worker-email", "worker-scheduler"):
+        grace = compose["services"][name]["stop_grace_period"]
+        assert grace.endswith("s") and grace[:-1].isdigit(), name
+        assert int(grace[:-1]) > limit, name

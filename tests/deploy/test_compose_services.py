@@ -73,6 +73,25 @@ def _command(service: dict[str, Any], data: Path) -> list[str]:
     return [str(part).replace("/data", str(data)) for part in service["command"]]
 
 
+def _healthcheck(
+    service: dict[str, Any], env: dict[str, str], hostname: str | None = None, **replace: str
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the service's healthcheck as Docker does (CMD or CMD-SHELL) inside its container,
+    whose hostname is the one its worker's ``%h`` stands for."""
+    kind, *test = service["healthcheck"]["test"]
+    env = {**env, "HOSTNAME": hostname or socket.gethostname()}
+    if kind == "CMD-SHELL":
+        # Compose turns "$$" into "$"; the container's shell expands the rest.
+        argv = ["sh", "-c", test[0].replace("$$", "$")]
+    else:
+        assert kind == "CMD"
+        argv = test
+    argv = [str(part) for part in argv]
+    for old, new in replace.items():
+        argv = [part.replace(old, new) for part in argv]
+    return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, timeout=60, check=False)
+
+
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
@@ -141,6 +160,8 @@ def test_mail_service_accepts_and_keeps_messages(
     message.set_content("hello")
     with client:
         client.send_message(message)
+    env = _environment(service, pg_url, redis_url, run_dir)
+    assert _healthcheck(service, env, **{"1025": str(port)}).returncode == 0
     stored = list((run_dir / "mail" / "new").iterdir())
     assert len(stored) == 1
     assert b"compose check" in stored[0].read_bytes()
@@ -179,6 +200,16 @@ def test_worker_services_consume_their_queues(
     finally:
         app.close()
     assert consumed == expected
+
+    # Each worker's healthcheck, run as Docker runs it inside that worker's container.
+    for name in WORKERS:
+        service = _compose()["services"][name]
+        env = _environment(service, pg_url, redis_url, run_dir)
+        assert _healthcheck(service, env).returncode == 0, name
+    # And it fails for a worker that is not there (another container's hostname).
+    service = _compose()["services"]["worker-orders"]
+    env = _environment(service, pg_url, redis_url, run_dir)
+    assert _healthcheck(service, env, hostname="elsewhere").returncode != 0
 
 
 def test_beat_service_publishes_the_periodic_tasks(

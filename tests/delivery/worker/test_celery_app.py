@@ -21,11 +21,14 @@ def test_reliability_settings() -> None:
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["task_soft_time_limit"] < conf["task_time_limit"]
     assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"]
+    # A worker (and beat) waits out a broker outage instead of giving up after 100 tries.
+    assert conf["broker_connection_max_retries"] is None
     assert (
         set(conf["task_queues"])
         == set(QUEUES)
         == {
             "orders",
+            "celery",
             "email",
             "sms",
             "printables",
