@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from delivery.channels.sms import cli as sms_sink
 from delivery.cli import db, demo, sink
 from delivery.cli import ops as ops_cli
 from delivery.logs import configure_logging
@@ -30,5 +31,6 @@ def main(
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.add_typer(sink.app, name="smtp-sink")
+app.add_typer(sms_sink.app, name="sms-sink")
 app.add_typer(ops_cli.app, name="ops")
 # Command groups register here, one line each.

@@ -162,22 +162,24 @@ def replay(
 @app.command()
 def resend(
     delivery_id: int,
-    email: Annotated[str, typer.Option(help="The corrected address.")],
+    email: Annotated[str | None, typer.Option(help="The corrected address (an email gift).")] = None,
+    phone: Annotated[str | None, typer.Option(help="The corrected mobile number, E.164 (a text gift).")] = None,
 ) -> None:
-    """Send a gift's card again, to a corrected email address."""
+    """Send a gift's card again, to a corrected email address or mobile number."""
     with _transaction() as session:
-        view = ops.resend(session, delivery_id, email=email)
+        view = ops.resend(session, delivery_id, email=email, phone=phone)
     typer.echo(f"delivery {view.id} queued to {view.to_address} (card {view.card})")
 
 
 @app.command()
 def reissue(
     line_id: int,
-    email: Annotated[str | None, typer.Option(help="Deliver the new card here instead.")] = None,
+    email: Annotated[str | None, typer.Option(help="Deliver the new card here instead (email).")] = None,
+    phone: Annotated[str | None, typer.Option(help="Deliver the new card here instead (text).")] = None,
 ) -> None:
     """Void a line's card (its code went astray), issue a new one and deliver it."""
     with _transaction() as session:
-        view = ops.reissue(session, line_id, email=email)
+        view = ops.reissue(session, line_id, email=email, phone=phone)
     typer.echo(f"new card {view.card}; delivery {view.id} {view.status} to {view.to_address or view.to_name}")
 
 

@@ -167,7 +167,38 @@ def test_mail_service_accepts_and_keeps_messages(
     assert b"compose check" in stored[0].read_bytes()
 
 
-WORKERS = ["worker-orders", "worker-email", "worker-scheduler"]
+def test_sms_service_accepts_and_keeps_texts(
+    pg_url: str, redis_url: str, run_dir: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
+    from delivery.channels.sms.sink import SINK_ACCOUNT_SID, SINK_AUTH_TOKEN
+    from delivery.channels.sms.twilio import TwilioClient
+
+    service = _compose()["services"]["sms"]
+    command = _command(service, run_dir)
+    port = _free_port()
+    command[command.index("--port") + 1] = str(port)
+    command[command.index("--host") + 1] = "127.0.0.1"
+    env = _environment(service, pg_url, redis_url, run_dir)
+    started.append(
+        subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )
+    deadline = time.monotonic() + 30
+    while _healthcheck(service, env, **{"8026": str(port)}).returncode != 0:
+        assert time.monotonic() < deadline, "the sms service never listened"
+        time.sleep(0.2)
+    client = TwilioClient(
+        SINK_ACCOUNT_SID, SINK_AUTH_TOKEN, base_url=f"http://127.0.0.1:{port}", from_number="+15005550006"
+    )
+    try:
+        answer = client.send("+447911123456", "compose check", status_callback="http://127.0.0.1:9/none")
+    finally:
+        client.close()
+    assert answer.accepted, answer
+    (stored,) = (run_dir / "sms").glob("*.json")
+    assert "compose check" in stored.read_text()
+
+
+WORKERS = ["worker-orders", "worker-email", "worker-channels", "worker-scheduler"]
 
 
 def test_worker_services_consume_their_queues(
