@@ -163,7 +163,7 @@ def replay(
 def resend(
     delivery_id: int,
     email: Annotated[str | None, typer.Option(help="The corrected address (an email gift).")] = None,
-    phone: Annotated[str | None, typer.Option(help="The corrected mobile number, E.164 (a text gift).")] = None,
+    phone: Annotated[str | None, typer.Option(help="The corrected mobile number (a text gift).")] = None,
 ) -> None:
     """Send a gift's card again, to a corrected email address or mobile number."""
     with _transaction() as session:
