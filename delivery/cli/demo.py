@@ -2,16 +2,17 @@
 
 Embedded defaults: a SQLite file under ``var/demo``, generated development
 secrets, Celery's in-process broker (``memory://``) with a worker in a thread of
-this process, and giftq's SMTP sink writing every email to ``var/demo/mail/new``
-as an ``.eml`` file.
+this process, giftq's SMTP sink writing every email to ``var/demo/mail/new`` as an
+``.eml`` file, and its stand-in for the text-message provider keeping every text in
+``var/demo/sms`` (and reporting each one delivered, as the provider would).
 
 The demo writes only into a folder it made: a new (or empty) one, which it marks
 with a ``.giftq-demo`` file. Run again on a marked folder, it removes the files it
 writes (database, secrets, mail) and nothing else; any other folder is refused.
 
 A storefront places orders (through the Python door and as a Celery message sent
-by name); the worker issues the cards and emails the gifts and the receipts; a
-birthday send waits for its day. The recipient then types the code from her
+by name); the worker issues the cards, emails the gifts and the receipts and texts a
+gift to a phone; a birthday send waits for its day. The recipient then types the code from her
 email, with a typo first; her balance pays part of a checkout. Last, the ledger
 reconciles.
 """
@@ -37,20 +38,29 @@ import typer
 from celery.contrib.testing.worker import start_worker
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import ledger
 from delivery import ops, place_order
 from delivery.channels.email import close_transport
 from delivery.channels.email.sink import MESSAGE_SUFFIX, SmtpSink
+from delivery.channels.sms.endpoint import StatusEndpoint
+from delivery.channels.sms.sink import Report, SmsSink
+from delivery.channels.sms.transport import close_transport as close_sms_transport
+from delivery.models import Channel, Delivery
 from delivery.worker.celery_app import get_app, reset_app
 from giftq import migrate
 from giftq.db import make_engine, reset_engine
 from giftq.settings import get_settings, reset_settings
+from ledger.codes.redact import redact
 from ledger.errors import RedemptionRefused
 
 app = typer.Typer(help="Run the whole product locally on embedded defaults.")
 console = Console()
+
+DEMO_PHONE = "+14155550123"
+DEMO_SENDER = "+15005550006"  # the provider's "valid sender" test number
 
 CODE_IN_TEXT = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{5}\b")
 
@@ -66,7 +76,7 @@ def _money(amount: int, marketplace: str) -> str:
 MARKER = ".giftq-demo"
 _MARKER_TEXT = (
     "Made by giftq demo. Running it again here removes what it wrote (giftq.sqlite3*,\n"
-    "secrets.json, mail/*/*.eml) and nothing else.\n"
+    "secrets.json, mail/*/*.eml, sms/*.json) and nothing else.\n"
 )
 _DATABASE_FILES = ("giftq.sqlite3", "giftq.sqlite3-wal", "giftq.sqlite3-shm", "giftq.sqlite3-journal")
 _MAILDIR_PARTS = ("tmp", "new", "cur")
@@ -99,7 +109,10 @@ def _clear_demo_files(data_dir: Path) -> None:
     for part in _MAILDIR_PARTS:
         for message in (maildir / part).glob(f"*{MESSAGE_SUFFIX}*"):  # "*.eml:2,S" once read
             message.unlink()
-    for folder in (*(maildir / part for part in _MAILDIR_PARTS), maildir):
+    texts = data_dir / "sms"
+    for text in texts.glob("SM*.json"):
+        text.unlink()
+    for folder in (*(maildir / part for part in _MAILDIR_PARTS), maildir, texts):
         # Left in place if someone put something else there.
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
@@ -113,8 +126,19 @@ def _configure(data_dir: Path) -> None:
         GIFTQ_SMTP_HOST="127.0.0.1",
         GIFTQ_SMTP_PORT="0",  # replaced by the sink's port once it listens
         GIFTQ_RETRY_SCHEDULE_SECONDS="[1, 2, 5]",
+        GIFTQ_SMS_BACKEND="sink",
+        GIFTQ_SMS_RATE_PER_SECOND="10",
     )
-    for name in ("GIFTQ_DATABASE_URL", "GIFTQ_RESULT_BACKEND", "GIFTQ_SMTP_SECURITY"):
+    for name in (
+        "GIFTQ_DATABASE_URL",
+        "GIFTQ_RESULT_BACKEND",
+        "GIFTQ_SMTP_SECURITY",
+        "GIFTQ_SMS_ACCOUNT_SID",
+        "GIFTQ_SMS_AUTH_TOKEN",
+        "GIFTQ_SMS_MESSAGING_SERVICE_SID",
+        "GIFTQ_SMS_FROM_NUMBER",
+        "GIFTQ_SMS_RATE_REDIS_URL",
+    ):
         os.environ.pop(name, None)
     reset_settings()
     reset_engine()
@@ -127,6 +151,23 @@ def _mail_sink(maildir: Path) -> Iterator[SmtpSink]:
         reset_settings()
         close_transport()
         yield sink
+
+
+@contextmanager
+def _text_sink(directory: Path, Session: sessionmaker[Session]) -> Iterator[SmsSink]:
+    """The provider's stand-in, and the endpoint its delivery reports come back to."""
+    with StatusEndpoint(Session) as endpoint, SmsSink(directory, report=Report(delay=0.2)) as sink:
+        os.environ.update(
+            GIFTQ_SMS_API_BASE_URL=sink.base_url,
+            GIFTQ_SMS_ACCOUNT_SID=sink.account_sid,
+            GIFTQ_SMS_AUTH_TOKEN=sink.auth_token,
+            GIFTQ_SMS_FROM_NUMBER=DEMO_SENDER,
+            GIFTQ_SMS_STATUS_CALLBACK_URL=endpoint.url,
+        )
+        reset_settings()
+        close_sms_transport()
+        yield sink
+        close_sms_transport()
 
 
 @contextmanager
@@ -166,7 +207,7 @@ def _line(recipient: dict[str, Any], marketplace: str, amount: int, **extra: Any
     return {"channel": "email", "amount": amount, "marketplace": marketplace, "recipient": recipient, **extra}
 
 
-def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink) -> tuple[int, str]:
+def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink, texts: SmsSink) -> tuple[int, str]:
     """Orders in, gifts out; returns the first order's id and the claim code Ada received."""
     console.rule("[bold]Orders")
     purchaser = {"name": "Grace Hopper", "email": "grace@example.com"}
@@ -183,6 +224,12 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink) -> tuple[i
                 _line(
                     {"name": "Jürgen Müller", "email": "juergen@example.com"}, "DE", 2500, message="Danke!"
                 ),
+                {
+                    "channel": "sms",
+                    "amount": 2000,
+                    "marketplace": "US",
+                    "recipient": {"name": "Sam Rivera", "phone": DEMO_PHONE},
+                },
             ],
         },
         idempotency_key="demo-order-1",
@@ -212,6 +259,9 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink) -> tuple[i
 
     console.rule("[bold]Deliveries")
     _wait("the gifts and receipts", lambda: sink.count >= 4)
+    _wait("the text gift", lambda: len(texts.messages) >= 1)
+    _wait("the text's delivery report", lambda: _text_delivered(Session))
+    _wait("the purchaser's notices", lambda: sink.count >= 6)
     time.sleep(0.5)  # let the last notices of the batch land
     maildir = get_settings().data_dir / "mail"
     table = Table("to", "subject")
@@ -219,6 +269,11 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink) -> tuple[i
         table.add_row(str(message["To"]), str(message["Subject"]))
     console.print(table)
     console.print(f"(each message is an {MESSAGE_SUFFIX} file in {maildir / 'new'})")
+    sms = Table("text to", "says")
+    for text in texts.messages:
+        sms.add_row(str(text["to"]), redact(str(text["body"])))
+    console.print(sms)
+    console.print(f"(each text is a JSON file in {texts.directory}; the code is masked here, not there)")
 
     with Session.begin() as session:
         orders = [ops.lookup_order(session, order_id) for order_id in (placed.order_id, placed.order_id + 1)]
@@ -236,6 +291,15 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink) -> tuple[i
     (code,) = CODE_IN_TEXT.findall(str(body.get_content()))
     console.print(f"Ada's email says: [bold]{code}[/bold]")
     return placed.order_id, str(code)
+
+
+def _text_delivered(Session: sessionmaker[Session]) -> bool:
+    with Session() as session:
+        return bool(
+            session.scalar(
+                select(Delivery.id).where(Delivery.channel == Channel.SMS, Delivery.status == "delivered")
+            )
+        )
 
 
 def run_ledger_demo(Session: sessionmaker[Session], code: str) -> ledger.ReconciliationReport:
@@ -329,6 +393,7 @@ def look_around_commands(
         (f"{env} {giftq} ops order {order_id}", "the first order: lines, cards (masked), deliveries"),
         (f"{env} {giftq} ops card {card_id}", "Ada's card and its deliveries"),
         (f"ls {_shown(data_dir / 'mail' / 'new')}", f"every email as an {MESSAGE_SUFFIX} file"),
+        (f"ls {_shown(data_dir / 'sms')}", "every text message as a JSON file"),
     ]
 
 
@@ -354,8 +419,8 @@ def demo(
     engine = make_engine(url)
     Session = sessionmaker(engine, expire_on_commit=False)
     try:
-        with _mail_sink(data_dir / "mail") as sink, _worker():
-            order_id, code = run_pipeline_demo(Session, sink)
+        with _mail_sink(data_dir / "mail") as sink, _text_sink(data_dir / "sms", Session) as texts, _worker():
+            order_id, code = run_pipeline_demo(Session, sink, texts)
         report = run_ledger_demo(Session, code)
         with Session() as session:
             card_id = ledger.find_card(session, code).card_id

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
+import re
 import shlex
 from pathlib import Path
 
@@ -54,12 +56,21 @@ def test_demo_runs_the_whole_pipeline_on_embedded_defaults(
     assert "added 50.00 USD" in result.output
     assert "already_redeemed" in result.output
     assert "ledger balances" in result.output
+    # A text gift went to the provider's stand-in, was reported delivered, and the
+    # purchaser heard so; the demo shows the text with its code masked.
+    (text,) = [json.loads(p.read_text()) for p in (data / "sms").glob("SM*.json")]
+    assert text["to"] == "+14155550123"
+    (code,) = re.findall(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{5}\b", text["body"])
+    assert code not in result.output
+    assert code[-4:] in result.output
+    assert any("Sam Rivera has been delivered" in str(m["Subject"]) for m in _mail(data))
 
     # The commands it prints to look around work as printed, on the demo's data.
-    order, card, listing = _look_around(result.output)
+    order, card, listing, texts = _look_around(result.output)
     assert listing[0] == "ls" and sorted(Path(listing[1]).iterdir()) == sorted(
         (data / "mail" / "new").iterdir()
     )
+    assert texts[0] == "ls" and sorted(Path(texts[1]).iterdir()) == sorted((data / "sms").iterdir())
     for argv, expect in ((order, "order 1 "), (card, "card ")):
         assert argv[0] == f"GIFTQ_DATA_DIR={data}"
         assert Path(argv[1]).name == "giftq"

@@ -7,13 +7,10 @@ send rate and a real SMTP server for the purchaser's emails.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 from sqlalchemy import select
@@ -21,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from delivery import ops
 from delivery.channels import registry
+from delivery.channels.sms.endpoint import StatusEndpoint
 from delivery.channels.sms.errors import InvalidSignature
 from delivery.channels.sms.reports import UnknownMessage, apply_status_callback
 from delivery.channels.sms.signature import compute_signature
@@ -34,60 +32,10 @@ PHONE = "+447911123456"
 FROM_NUMBER = "+15005550006"  # Twilio's magic "valid sender" test number
 
 
-class StatusEndpoint:
-    """The HTTP endpoint for status callbacks, applying each in its own transaction."""
-
-    def __init__(self, Session: sessionmaker[Session]) -> None:
-        self.Session = Session
-        self.answers: list[int] = []
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = endpoint.handle(self.path, self.headers.get("X-Twilio-Signature"), raw)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/sms/status"
-
-    def handle(self, path: str, signature: str | None, raw: bytes) -> int:
-        url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-        params = parse_qsl(raw.decode(), keep_blank_values=True)
-        try:
-            with self.Session.begin() as s:
-                apply_status_callback(s, url, params, signature)
-        except InvalidSignature:
-            status = 403
-        except UnknownMessage:
-            status = 404
-        else:
-            status = 204
-        self.answers.append(status)
-        return status
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def endpoint(Session: sessionmaker[Session]) -> Iterator[StatusEndpoint]:
-    made = StatusEndpoint(Session)
-    yield made
-    made.close()
+    with StatusEndpoint(Session) as made:
+        yield made
 
 
 @pytest.fixture
