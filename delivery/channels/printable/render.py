@@ -13,7 +13,7 @@ from fpdf import FPDF
 
 from delivery.channels.printable import designs, fonts, page, qr, wording
 from delivery.channels.printable.context import PrintableCard
-from delivery.channels.printable.text import clean_message, clean_name
+from delivery.channels.printable.text import clean_message, clean_name, formatted
 from delivery.email.i18n import format_money
 from delivery.email.render import brand_name, redeem_url
 from giftq.settings import get_settings
@@ -55,7 +55,7 @@ def page_content(card: PrintableCard) -> page.Content:
     language = wording.language_for(card.marketplace, card.locale)
     return page.Content(
         brand=brand_name(settings.email_from),
-        amount=format_money(card.amount, card.marketplace, market.locale),
+        amount=formatted(format_money(card.amount, card.marketplace, market.locale)),
         recipient_name=clean_name(card.recipient_name),
         sender_name=clean_name(card.sender_name),
         message=clean_message(card.message),

@@ -7,7 +7,8 @@ Everything is drawn as literal text: fpdf2 is never asked to read markup, so ``<
 - control and format characters go (Unicode categories Cc and Cf: NUL, escape sequences,
   the bidirectional overrides and isolates that could reorder the page's text, zero-width
   characters), except the two joiners (U+200C, U+200D) that Arabic and Indic words need;
-- emoji and any other character that none of the page's fonts can draw become one visible
+- a precomposed letter the fonts lack is drawn as its letter and combining accent (Greek
+  with tonos); emoji and any other character that none of the page's fonts can draw become one visible
   placeholder, :data:`PLACEHOLDER`, per symbol (an emoji's skin tone, variation selector
   and joined parts are folded into it), so nothing is silently lost or drawn as nothing;
 - runs of spaces become one space, blank lines at most one, and text is NFC-normalised.
@@ -72,10 +73,21 @@ def _clean(value: str) -> str:
         elif ord(char) in drawable or char in _KEEP_FORMAT:
             kept.append(char)
         else:
-            kept.append(PLACEHOLDER)
+            parts = unicodedata.normalize("NFD", char)
+            # A letter the fonts lack may be drawable as its letter and accent.
+            kept.append(parts if all(ord(p) in drawable for p in parts) else PLACEHOLDER)
     text = _JOINED_PLACEHOLDERS.sub(PLACEHOLDER, "".join(kept))
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(lines).strip()
+
+
+def formatted(value: str) -> str:
+    """Text we formatted ourselves (an amount from Babel): a space the fonts lack, such as
+    the narrow no-break space that French puts between thousands, becomes a no-break space."""
+    drawable = fonts.covered()
+    return "".join(
+        "\u00a0" if unicodedata.category(c) == "Zs" and ord(c) not in drawable else c for c in value
+    )
 
 
 def is_right_to_left(value: str) -> bool:
