@@ -18,8 +18,10 @@
     +------------------------------------------+
 
 Every piece of text is fitted to a box of its own that no other box overlaps: names and
-the message shrink to a minimum size, then wrap (a word longer than the line is broken
-inside), then are cut with an ellipsis; nothing is ever drawn past its box. The boxes are
+the message wrap (a word longer than the line is broken inside it) and shrink to a
+minimum size; a message of more lines than fit has its lines run together; only then is
+text cut, with an ellipsis. Nothing is ever drawn past its box. Japanese punctuation
+never starts a line (it hangs at the end of the line before, in room kept for it). The boxes are
 returned (:class:`Boxes`) so that tests can check them against each other and the page.
 """
 
@@ -382,6 +384,9 @@ def _measure(pdf: FPDF, text: str, width: float, height: float, kind: Type) -> F
             if size <= kind.min_size:
                 break
             size = max(kind.min_size, size - 1)
+        if "\n" in text:
+            # Many short lines: run them together rather than lose the end of the message.
+            return _measure(pdf, " ".join(text.split("\n")), width, height, kind)
         kept = lines[:allowed]
         last = kept[-1].rstrip()
         while last and pdf.get_string_width(last + ELLIPSIS) > wrap:
