@@ -31,6 +31,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import re
 import struct
 from functools import lru_cache
 
@@ -55,6 +56,7 @@ _KEY_LABEL = b"giftq printable download link v1"
 _PAYLOAD = struct.Struct(">BQQq")  # version, link id, delivery id, expiry (Unix seconds)
 _VERSION = 1
 _MAC_BYTES = 32
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def make_link(session: Session, delivery_id: int, now: dt.datetime) -> str:
@@ -157,7 +159,8 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if not text or not text.isascii():
+    # Only the form _b64 writes: the URL-safe alphabet, no padding.
+    if not _BASE64URL.fullmatch(text):
         raise ValueError("not base64")
     # validate=True: a character outside the alphabet is an error, not silently skipped.
     return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
