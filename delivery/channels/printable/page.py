@@ -27,6 +27,7 @@ returned (:class:`Boxes`) so that tests can check them against each other and th
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,6 +143,9 @@ def draw(pdf: FPDF, content: Content) -> Boxes:
     width, height = PAPER[content.paper]
     pdf.add_page(format=(width, height))
     pdf.set_auto_page_break(False)
+    # No inner cell margin: a box's text starts at its edge whichever way it is drawn
+    # (cell() for shaped text, text() otherwise) and wraps at its full width.
+    pdf.c_margin = 0
     layout, words = content.layout, content.wording
     m = layout.margin_mm
     inner = width - 2 * m
@@ -373,10 +377,15 @@ def _measure(pdf: FPDF, text: str, width: float, height: float, kind: Type) -> F
             # Japanese punctuation may not start a line: it hangs at the end of the line
             # before, into one em kept free for it.
             wrap = width - size * PT if ideographic else width
-            if size > kind.min_size and _too_long(pdf, text, wrap, allowed):
+            needed = _fewest_lines(pdf, text, wrap)
+            if needed > allowed and size > kind.min_size:
                 size = max(kind.min_size, size - 1)
                 continue
-            lines = cast(list[str], pdf.multi_cell(wrap, line_height, text, dry_run=True, output="LINES"))
+            if needed == 1 and "\n" not in text:
+                return Fitted(size, (text,), line_height, right_to_left)  # one line: nothing to wrap
+            lines = _wrap(pdf, text, wrap) if not right_to_left else None
+            if lines is None:
+                lines = cast(list[str], pdf.multi_cell(wrap, line_height, text, dry_run=True, output="LINES"))
             if ideographic:
                 lines = _hang_punctuation(lines)
             if len(lines) <= allowed:
@@ -395,11 +404,72 @@ def _measure(pdf: FPDF, text: str, width: float, height: float, kind: Type) -> F
         return Fitted(size, tuple(kept), line_height, right_to_left)
 
 
-def _too_long(pdf: FPDF, text: str, width: float, lines: int) -> bool:
-    """A cheap lower bound: more line breaks than lines, or a paragraph longer than all of
-    the lines laid end to end (then a smaller size is tried without laying it out)."""
-    longest = max(text.split("\n"), key=len)
-    return text.count("\n") >= lines or pdf.get_string_width(longest) > width * lines
+def _wrap(pdf: FPDF, text: str, width: float) -> list[str] | None:
+    """Lines of at most ``width`` mm in the current font and size, or None when the text
+    needs what only fpdf2's line breaker knows (a character from a fallback face).
+
+    fpdf2 re-measures a line each time a character is added to it (about 10 ms for a
+    500-character message); this sums each character's advance width once, from the same
+    width table fpdf2 draws with, so the lines are the ones it would draw. Lines break
+    after a space (which is dropped), between two characters of which one is Japanese,
+    and inside a word longer than the line.
+    """
+    font = pdf.current_font
+    if not isinstance(font, TTFFont) or any(ord(c) not in font.cmap and c != "\n" for c in text):
+        return None
+    scale = pdf.font_size / 1000  # widths are in thousandths of an em; font_size is in mm
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        lines.extend(_wrap_paragraph(paragraph, [font.cw[ord(c)] * scale for c in paragraph], width))
+    return lines
+
+
+def _wrap_paragraph(text: str, widths: list[float], width: float) -> list[str]:
+    if not text:
+        return [""]
+    lines: list[str] = []
+    start, end = 0, len(text)
+    while start < end:
+        used, index = 0.0, start
+        last_break: tuple[int, int] | None = None  # (end of this line, start of the next)
+        # Take characters while they fit (always at least one, however narrow the line).
+        while index < end and (used + widths[index] <= width + 1e-9 or index == start):
+            used += widths[index]
+            if text[index] == " ":
+                last_break = (index, index + 1)
+            elif index + 1 < end and text[index + 1] != " " and _breaks_between(text[index], text[index + 1]):
+                last_break = (index + 1, index + 1)
+            index += 1
+        if index >= end:
+            lines.append(text[start:].rstrip(" "))
+            break
+        if text[index] == " ":
+            line_end, next_start = index, index + 1
+        elif last_break is not None:
+            line_end, next_start = last_break
+        else:
+            line_end, next_start = index, index  # a word longer than the line is cut
+        lines.append(text[start:line_end].rstrip(" "))
+        start = next_start
+        while start < end and text[start] == " ":
+            start += 1
+    return lines
+
+
+def _breaks_between(before: str, after: str) -> bool:
+    """Japanese text has no spaces: a line may break next to any kana or kanji."""
+    return _is_ideographic(before) or _is_ideographic(after)
+
+
+def _is_ideographic(char: str) -> bool:
+    return "\u3000" <= char <= "\u9fff" or "\uff00" <= char <= "\uffef"
+
+
+def _fewest_lines(pdf: FPDF, text: str, width: float) -> int:
+    """A lower bound of the lines ``text`` needs, from its width alone: each paragraph takes
+    at least its width over the line's. Sizes that cannot fit are skipped without the
+    line breaker, which costs far more than a width (fpdf2 re-measures each line as it grows)."""
+    return sum(max(1, math.ceil(pdf.get_string_width(p) / width - 1e-9)) for p in text.split("\n"))
 
 
 # What may not begin a line in Japanese (the punctuation of the kinsoku rules).
@@ -410,7 +480,7 @@ _NO_LINE_START = frozenset(
 
 
 def _has_ideographs(text: str) -> bool:
-    return any("\u3000" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef" for c in text)
+    return any(_is_ideographic(c) for c in text)
 
 
 def _hang_punctuation(lines: list[str]) -> list[str]:
