@@ -53,7 +53,7 @@ def _cards() -> list[Any]:
         "Lieber Jürgen, alles Gute zum Geburtstag! Ich wünsche dir ein wunderbares Jahr voller "
         "Freude, Gesundheit und Überraschungen. Lass es dir gut gehen und feier schön! "
     ) * 3
-    japanese = "お誕生日おめでとうございます！素敵な一年になりますように。いつもありがとう。"
+    japanese = "お誕生日おめでとうございます！素敵な一年になりますように。いつもありがとう。"  # noqa: RUF001
     specs = [
         ("Robin Receiver", "Pat Buyer", 2500, "US", "Happy birthday!\nLove, Pat", "birthday"),
         ("Jürgen Großmann", "Françoise Dupont", 5000, "DE", german[:500], "classic"),
@@ -204,9 +204,8 @@ def main() -> None:
         f"render_printable: {product.per_second:,.1f} PDFs/s wall, {cpu_rate:,.1f} PDFs/s of CPU "
         f"(goal {GOAL_PER_SECOND:.0f}: {'met' if product.per_second >= GOAL_PER_SECOND else 'missed'})"
     )
-    print(
-        f"ratio to the bare fpdf2 page: {ratio:.2f} (goal {GOAL_RATIO}: {'met' if ratio >= GOAL_RATIO else 'missed'})"
-    )
+    verdict = "met" if ratio >= GOAL_RATIO else "missed"
+    print(f"ratio to the bare fpdf2 page: {ratio:.2f} (goal {GOAL_RATIO}: {verdict})")
     print(
         f"ratio to the bare page with lent fonts: {product.per_second / bare_lent.per_second:.2f} "
         "(the cost of fitting, wrapping and the design)"

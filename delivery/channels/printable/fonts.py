@@ -8,8 +8,9 @@ ever drawn as an empty box.
 
 Why this module exists: fpdf2 parses a font file in ``add_font`` (about 40 ms for the
 Japanese face) and at ``output()`` subsets the parsed font in place, so a font object
-cannot simply be shared between documents. Measured on the page of this package: 48 ms
-per PDF with ``add_font`` per document; about 5 ms with this module. Here:
+cannot simply be shared between documents. Measured by ``bench.printable`` on the same
+page: about 100 ms of CPU per PDF with ``add_font`` per document, about 20 ms with the
+fonts lent by this module (of which some 6 ms are fpdf2 embedding the two subsets). Here:
 
 - each face is parsed once per process into a prototype ``TTFFont`` (cmap, widths, glyph
   ids, descriptor: all read-only afterwards), and :func:`install` gives a document a
@@ -175,7 +176,7 @@ def _small_font(master: TTFont, names: Iterable[str], unicodes: dict[int, str]) 
                 wanted.add(component)
                 pending.append(component)
     wanted.discard(".notdef")
-    order = [".notdef", *(n for n in master.getGlyphOrder() if n in wanted)]
+    order = [".notdef", *sorted(wanted, key=master.getGlyphID)]
     small = TTFont(recalcBBoxes=False)  # simple outlines stay as their bytes: nothing to recompute
     small.sfntVersion = master.sfntVersion
     for tag, table in _skeleton(master).items():

@@ -21,8 +21,9 @@ Every piece of text is fitted to a box of its own that no other box overlaps: na
 the message wrap (a word longer than the line is broken inside it) and shrink to a
 minimum size; a message of more lines than fit has its lines run together; only then is
 text cut, with an ellipsis. Nothing is ever drawn past its box. Japanese punctuation
-never starts a line (it hangs at the end of the line before, in room kept for it). The boxes are
-returned (:class:`Boxes`) so that tests can check them against each other and the page.
+never starts a line (it hangs at the end of the line before, in room kept for it). The
+boxes are returned (:class:`Boxes`) so that tests can check them against each other and
+the page.
 """
 
 from __future__ import annotations
@@ -62,15 +63,17 @@ def paper_for(marketplace: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Content:
-    """Everything the page shows, already cleaned, formatted and in the card's language."""
+    """Everything the page shows, already cleaned, formatted and in the card's language.
+
+    The code and the address that carries it are left out of ``repr``."""
 
     brand: str
     amount: str
     recipient_name: str
     sender_name: str
     message: str
-    grouped_code: str
-    address: str
+    grouped_code: str = field(repr=False)
+    address: str = field(repr=False)
     """The redeem address (code in the fragment) that the QR code carries."""
     redeem_page: str
     """The redeem page without the code, as the steps print it."""

@@ -136,3 +136,12 @@ def test_rendering_writes_no_file(new_card: Any, tmp_path: Any, monkeypatch: pyt
     monkeypatch.chdir(tmp_path)
     render_printable(new_card())
     assert list(tmp_path.rglob("*")) == [] or all(p.name == "var" for p in tmp_path.iterdir())
+
+
+def test_no_value_on_the_way_shows_the_code(new_card: Any) -> None:
+    from delivery.channels.printable.render import page_content
+
+    card = new_card()
+    for value in (card, page_content(card), render_with_boxes(card)):
+        assert card.grouped_code not in repr(value)
+        assert card.code not in repr(value)
