@@ -72,4 +72,7 @@ def page_content(card: PrintableCard) -> page.Content:
 
 
 def _all_text(content: page.Content) -> str:
-    return "".join((content.brand, content.recipient_name, content.sender_name, content.message))
+    """What the page may need a fallback face for (the fixed wording is in the main face)."""
+    return "".join(
+        (content.brand, content.design_title, content.recipient_name, content.sender_name, content.message)
+    )
