@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import segno
 from fpdf import FPDF
 
-from delivery.email.render import redeem_url
+from delivery.channels.email.render import redeem_url
 
 QUIET_ZONE = 4
 """Modules of white around the symbol, as ISO/IEC 18004 asks."""

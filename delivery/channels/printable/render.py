@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from fpdf import FPDF
 
+from delivery.channels.email.i18n import format_money
+from delivery.channels.email.render import brand_name, redeem_url
 from delivery.channels.printable import designs, fonts, page, qr, wording
 from delivery.channels.printable.context import PrintableCard
 from delivery.channels.printable.text import clean_message, clean_name, formatted
-from delivery.email.i18n import format_money
-from delivery.email.render import brand_name, redeem_url
 from giftq.settings import get_settings
 from ledger.marketplaces import get_marketplace
 

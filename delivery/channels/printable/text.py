@@ -1,16 +1,19 @@
 """What a purchaser typed, made safe to draw: names and the personal message.
 
 Everything is drawn as literal text: fpdf2 is never asked to read markup, so ``<b>``,
-``**x**`` and ``&amp;`` print as typed. What is changed, and why:
+``**x**`` and ``&amp;`` print as typed. First the house rules of :mod:`giftq.text`
+apply (:func:`~giftq.text.one_line` for a name, :func:`~giftq.text.clean_paragraphs`
+for a message: control characters, line separators and bidirectional embeddings,
+overrides and isolates go). Then, for the page:
 
-- line breaks of every kind become ``\\n`` in a message and a space in a name;
-- control and format characters go (Unicode categories Cc and Cf: NUL, escape sequences,
-  the bidirectional overrides and isolates that could reorder the page's text, zero-width
-  characters), except the two joiners (U+200C, U+200D) that Arabic and Indic words need;
+- other invisible format characters go too (zero-width space, BOM, the bidi marks: the
+  page's fonts have no glyph for them and the bidi algorithm orders the text without
+  them), except the two joiners (U+200C, U+200D) that Arabic and Indic words need;
 - a precomposed letter the fonts lack is drawn as its letter and combining accent (Greek
-  with tonos); emoji and any other character that none of the page's fonts can draw become one visible
-  placeholder, :data:`PLACEHOLDER`, per symbol (an emoji's skin tone, variation selector
-  and joined parts are folded into it), so nothing is silently lost or drawn as nothing;
+  with tonos); emoji and any other character that none of the page's fonts can draw
+  become one visible placeholder, :data:`PLACEHOLDER`, per symbol (an emoji's skin tone,
+  variation selector and joined parts are folded into it), so nothing is silently lost
+  or drawn as nothing;
 - runs of spaces become one space, blank lines at most one, and text is NFC-normalised.
 
 Length limits are the order's (:data:`MAX_NAME`, :data:`MAX_MESSAGE`); layout decides
@@ -23,16 +26,16 @@ import re
 import unicodedata
 
 from delivery.channels.printable import fonts
+from giftq.text import clean_paragraphs, one_line
 
 PLACEHOLDER = "\u25a1"
 """WHITE SQUARE, drawn in place of a symbol the fonts cannot draw (an emoji)."""
 
 MAX_NAME = 100
 MAX_MESSAGE = 500
-"""The order schema's limits (``delivery/schemas.py``)."""
+"""The order schema's limits (``delivery/orders/schemas.py``)."""
 
 _KEEP_FORMAT = frozenset("\u200c\u200d")
-_LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 # Modifiers that belong to the emoji before them: variation selectors, skin tones, tags,
 # the keycap mark. They are dropped, so that the emoji itself is one placeholder.
 _EMOJI_MODIFIERS = re.compile("[\ufe00-\ufe0f\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f\u20e3]")
@@ -45,17 +48,17 @@ _RTL = frozenset(("R", "AL"))
 
 def clean_name(value: str) -> str:
     """A name on one line; never empty (an empty result is the placeholder)."""
-    return _clean(_LINE_BREAKS.sub(" ", value)) or PLACEHOLDER
+    return _drawable(one_line(value)) or PLACEHOLDER
 
 
 def clean_message(value: str | None) -> str:
     """The personal message with its line breaks; "" when there is none."""
     if value is None:
         return ""
-    return _BLANK_LINES.sub("\n\n", _clean(_LINE_BREAKS.sub("\n", value)))
+    return _BLANK_LINES.sub("\n\n", _drawable(clean_paragraphs(value)))
 
 
-def _clean(value: str) -> str:
+def _drawable(value: str) -> str:
     value = unicodedata.normalize("NFC", value)
     value = _FLAG_PAIRS.sub("", _EMOJI_MODIFIERS.sub("", value))
     drawable = fonts.covered()
@@ -64,8 +67,6 @@ def _clean(value: str) -> str:
         category = unicodedata.category(char)
         if char in {"\n", " "}:
             kept.append(char)
-        elif char == "\t":
-            kept.append(" ")
         elif category in ("Cc", "Cf") and char not in _KEEP_FORMAT:
             continue
         elif category.startswith("Z"):

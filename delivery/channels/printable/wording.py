@@ -3,7 +3,7 @@
 The card is written in the recipient's language when we have it (``locale``), else in
 the marketplace's: English for US, CA and UK, German for DE, French for FR, Japanese for
 JP (a recipient whose locale is English reads a Japanese card in English). The German and
-French sentences are the email's (``delivery/email/locale``), so both channels say the
+French sentences are the email's (``delivery/channels/email/locale``), so both channels say the
 same thing.
 """
 

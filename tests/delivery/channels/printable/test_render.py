@@ -13,10 +13,10 @@ import pypdf
 import pytest
 
 from delivery import designs
+from delivery.channels.email.i18n import format_money
 from delivery.channels.printable import render_printable
 from delivery.channels.printable.page import PAPER
 from delivery.channels.printable.render import render_with_boxes
-from delivery.email.i18n import format_money
 from ledger.marketplaces import MARKETPLACES
 
 MARKETPLACE_CODES = tuple(MARKETPLACES)

@@ -20,13 +20,15 @@ def test_markup_is_kept_literally(markup: str) -> None:
 
 
 def test_control_characters_go() -> None:
-    assert clean_name("Ro\x00bin\x1b[31m\x7f\x9b") == "Robin[31m"
+    # giftq.text's rules: in a name a control character becomes a space, in a message it goes.
+    assert clean_name("Ro\x00bin\x1b[31m\x7f\x9b") == "Ro bin [31m"
     assert clean_message("a\x07b\x08c") == "abc"
 
 
 def test_bidi_overrides_and_invisible_characters_go() -> None:
-    # U+202E would draw "nibor" for "robin"; isolates, zero-width space and BOM likewise go.
+    # U+202E would draw "nibor" for "robin"; isolates, zero-width space, BOM and marks go.
     assert clean_name("\u202erobin\u202c \u2066x\u2069\u200b\ufeff") == "robin x"
+    assert clean_message("\u202ered\u202c \u200fok\u200e") == "red ok"
 
 
 def test_joiners_needed_by_scripts_stay() -> None:
@@ -36,7 +38,7 @@ def test_joiners_needed_by_scripts_stay() -> None:
 
 def test_line_breaks_are_spaces_in_names_and_newlines_in_messages() -> None:
     assert clean_name("Robin\r\nRe\u2028ceiver\tX") == "Robin Re ceiver X"
-    assert clean_message("one\r\ntwo\rthree\u2029four") == "one\ntwo\nthree\nfour"
+    assert clean_message("one\r\ntwo\rthree\u2028four\u2029five") == "one\ntwo\nthree\nfour\n\nfive"
 
 
 def test_blank_lines_and_spaces_collapse() -> None:
