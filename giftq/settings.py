@@ -180,6 +180,12 @@ class Settings(BaseSettings):
     sms_max_segments: int = Field(default=3, ge=1, le=10)
     """A text that would travel as more segments than this is refused, never cut."""
 
+    # --- printable cards (delivery.channels.printable) ---
+    printable_link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    """How long a printable card's download link works after it is made."""
+    printable_link_max_uses: int = Field(default=5, gt=0)
+    """How many downloads one link allows (a second device, a printer that jammed)."""
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
