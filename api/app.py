@@ -34,7 +34,11 @@ checkout. Authenticate with `Authorization: Bearer <API key>` (`giftq api-keys c
 Every request that changes something takes an `Idempotency-Key` header. Errors are
 RFC 9457 problem details with a stable `type` per error. Amounts are integers of minor
 units. Claim codes travel only in request bodies and are never echoed back.
+
+Problem types:
+
 """
+DESCRIPTION += "\n".join(f"- `{t.uri}` ({t.status}): {t.title}" for t in problems.TYPES.values()) + "\n"
 
 
 def create_app() -> FastAPI:

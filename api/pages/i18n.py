@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import gettext
 import io
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -47,10 +48,13 @@ class PageText:
         return format_money(amount, marketplace or self.marketplace.code, self.locale)
 
     def wait(self, seconds: int) -> str:
-        """``in 15 minutes``, ``in 15 Minuten``, ``dans 15 minutes``."""
+        """``in 15 minutes``, ``in 15 Minuten``, ``dans 3 heures``: rounded up, never sooner than true."""
+        minutes = max(1, math.ceil(seconds / 60))
+        if minutes >= 120:
+            minutes = math.ceil(minutes / 60) * 60
         return str(
             format_timedelta(
-                dt.timedelta(seconds=max(seconds, 60)), add_direction=True, threshold=1.1, locale=self.locale
+                dt.timedelta(minutes=minutes), add_direction=True, threshold=2, locale=self.language
             )
         )
 

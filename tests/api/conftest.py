@@ -89,7 +89,9 @@ class ApiDriver:
     def key(self, *scopes: str, name: str = "test shop") -> str:
         """A new API key's token with ``scopes`` (default: all of them)."""
         with self.Session.begin() as session:
-            return create_key(session, name=name, scopes=scopes or ("orders", "redeem", "checkout", "ops")).token
+            return create_key(
+                session, name=name, scopes=scopes or ("orders", "redeem", "checkout", "ops")
+            ).token
 
     def headers(self, token: str, key: str | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {token}"}
