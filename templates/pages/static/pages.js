@@ -14,6 +14,10 @@
     try { store.removeItem(KEY); } catch (e) { /* nothing kept */ }
   }
   var input = document.getElementById("code");
+  var note = document.getElementById("code-kept");
+  if (note) {
+    try { if (store.getItem(KEY)) { note.removeAttribute("hidden"); } } catch (e) { /* nothing kept */ }
+  }
   if (!input) { return; }
   try {
     var kept = store.getItem(KEY);
