@@ -6,6 +6,8 @@ static script and style sheet they load.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
@@ -13,10 +15,14 @@ from starlette.middleware.sessions import SessionMiddleware
 from api.pages import handover, signin, views
 from giftq.settings import get_settings
 
+log = logging.getLogger(__name__)
+
 
 def mount(app: FastAPI) -> None:
     settings = get_settings()
-    handover.secret()  # a hand-over secret too short to be safe stops the start, here
+    # A hand-over secret too short to be safe stops the start, here.
+    if handover.secret() is None:
+        log.warning("GIFTQ_HANDOVER_SECRET is not set: the redeem page accepts no hand-over link")
     app.include_router(views.router)
     app.mount("/static", StaticFiles(directory=settings.templates_dir / "pages" / "static"), name="static")
     app.add_middleware(
