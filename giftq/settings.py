@@ -186,6 +186,24 @@ class Settings(BaseSettings):
     printable_link_max_uses: int = Field(default=5, gt=0)
     """How many downloads one link allows (a second device, a printer that jammed)."""
 
+    # --- HTTP API (api) ---
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, gt=0, lt=65536)
+    api_workers: int = Field(default=1, gt=0)
+    api_forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies whose X-Forwarded-For and -Proto are believed: comma-separated addresses or
+    networks, ``*`` for any. The client address drives the redemption lockout."""
+    handover_secret: SecretStr | None = None
+    """Shared with the storefronts: the HMAC-SHA256 key (its UTF-8 bytes, at least 32) of the
+    links that hand a signed-in customer over to the redeem page. Unset: no hand-over is accepted."""
+    handover_max_seconds: int = Field(default=600, gt=0)
+    """A hand-over link may expire at most this far ahead: storefronts make them on the click."""
+    page_session_seconds: int = Field(default=1800, gt=0)
+    """How long a handed-over customer stays signed in on the redeem page."""
+    storefront_signin_url: str = ""
+    """The store page that signs a customer in and hands over (``{marketplace}`` is replaced by
+    the lower-case code), linked from the redeem page when no one is signed in. Empty: text only."""
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

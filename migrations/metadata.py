@@ -6,6 +6,7 @@ Each package that owns tables is imported here, so that autogenerate sees them a
 
 from __future__ import annotations
 
+import api.models  # noqa: F401 - registers the HTTP API's tables
 import delivery.channels.models
 import delivery.models  # noqa: F401 - registers the delivery tables
 import ledger.models  # noqa: F401 - registers the ledger tables

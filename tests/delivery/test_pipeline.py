@@ -121,7 +121,11 @@ def test_an_order_sent_by_name_arrives_and_its_code_redeems(pipeline: Any, conft
     with pipeline.Session() as s:
         order = s.scalars(select(Order).where(Order.idempotency_key == "node-1")).one()
     assert order.status == "issued"
-    assert {d.status for d in pipeline.deliveries(order_id=order.id)} == {"sent"}
+    # The server has the last notice a moment before the worker writes its answer down.
+    conftest.wait_until(
+        lambda: {d.status for d in pipeline.deliveries(order_id=order.id)} == {"sent"},
+        what="every delivery of the order recorded as sent",
+    )
 
 
 def test_a_busy_server_then_accepts_once(pipeline: Any, conftest: Any) -> None:

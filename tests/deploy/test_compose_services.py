@@ -198,6 +198,25 @@ def test_sms_service_accepts_and_keeps_texts(
     assert "compose check" in stored.read_text()
 
 
+def test_api_service_serves_and_answers_its_healthcheck(
+    pg_url: str, redis_url: str, run_dir: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
+    service = _compose()["services"]["api"]
+    command = _command(service, run_dir)
+    port = _free_port()
+    command[command.index("--port") + 1] = str(port)
+    command[command.index("--host") + 1] = "127.0.0.1"
+    command[command.index("--workers") + 1] = "1"
+    env = _environment(service, pg_url, redis_url, run_dir)
+    started.append(
+        subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )
+    deadline = time.monotonic() + 60
+    while _healthcheck(service, env, **{"8000": str(port)}).returncode != 0:
+        assert time.monotonic() < deadline, "the api service never answered its healthcheck"
+        time.sleep(0.5)
+
+
 WORKERS = ["worker-orders", "worker-email", "worker-channels", "worker-scheduler"]
 
 
