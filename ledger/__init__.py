@@ -6,6 +6,7 @@ takes an idempotency key.
 """
 
 from ledger.accounts import Balance, HistoryItem, HistoryPage, balance, history
+from ledger.card_check import CardCheck, check_card
 from ledger.cards import (
     CardSpec,
     CardView,
@@ -27,6 +28,7 @@ from ledger.redemption import RedemptionResult, redeem, redeem_code
 __all__ = [
     "MARKETPLACES",
     "Balance",
+    "CardCheck",
     "CardSpec",
     "CardView",
     "CheckoutState",
@@ -42,6 +44,7 @@ __all__ = [
     "apply_balance",
     "balance",
     "capture",
+    "check_card",
     "find_card",
     "get_card",
     "get_marketplace",

@@ -86,9 +86,17 @@ class AlreadyRedeemed(RedemptionRefused):
 
 
 class WrongMarketplace(RedemptionRefused):
-    """The card belongs to another marketplace than the one redeeming it."""
+    """The card belongs to another marketplace than the one redeeming it.
+
+    ``card_marketplace`` names the card's own (told to whoever holds its code, so that
+    they know which store takes it).
+    """
 
     reason = "wrong_marketplace"
+
+    def __init__(self, message: str, *, card_marketplace: str) -> None:
+        super().__init__(message)
+        self.card_marketplace = card_marketplace
 
 
 class CardNotActive(RedemptionRefused):

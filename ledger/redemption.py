@@ -72,7 +72,7 @@ def _scopes(account: str, client: str | None) -> list[tuple[str, int]]:
     return scopes
 
 
-def _lockout(session: Session, scopes: list[tuple[str, int]], now: dt.datetime) -> TooManyAttempts | None:
+def lockout(session: Session, scopes: list[tuple[str, int]], now: dt.datetime) -> TooManyAttempts | None:
     """The refusal to give if too many attempts failed recently, else None."""
     window = dt.timedelta(seconds=get_settings().redeem_window_seconds)
     for scope, limit in scopes:
@@ -91,7 +91,7 @@ def _lockout(session: Session, scopes: list[tuple[str, int]], now: dt.datetime) 
     return None
 
 
-def _record_failure(session: Session, scopes: list[tuple[str, int]], reason: str, now: dt.datetime) -> None:
+def record_failure(session: Session, scopes: list[tuple[str, int]], reason: str, now: dt.datetime) -> None:
     session.execute(
         insert(RedemptionFailure), [{"scope": s, "reason": reason, "failed_at": now} for s, _ in scopes]
     )
@@ -111,7 +111,7 @@ def redeem(
     check_owner(account)
     now = utcnow()
     scopes = _scopes(account, client)
-    lockout = _lockout(session, scopes, now)
+    locked = lockout(session, scopes, now)
     try:
         claim = ClaimCode.parse(code)
         lookup = get_vault().lookup_hash(claim.normalized)
@@ -124,18 +124,18 @@ def redeem(
         if card is None:
             raise CodeNotValid("this is not a valid gift card code")
     except RedemptionRefused as refusal:
-        if lockout is not None:
-            raise lockout from None  # a locked-out guesser learns nothing, and adds no count
+        if locked is not None:
+            raise locked from None  # a locked-out guesser learns nothing, and adds no count
         if refusal.counts_as_failure:
-            _record_failure(session, scopes, refusal.reason, now)
+            record_failure(session, scopes, refusal.reason, now)
         raise
 
     request = {"card_id": card.id, "account": account, "marketplace": market.code}
     replay = idempotency.lookup(session, idempotency_key, "redeem", request)
     if replay is not None:
         return RedemptionResult(**replay)  # a retried success stays a success, lockout or not
-    if lockout is not None:
-        raise lockout
+    if locked is not None:
+        raise locked
 
     if card.status == CardStatus.VOIDED:
         raise CardVoided(f"the card ending {card.code_last4} was cancelled")
@@ -155,7 +155,8 @@ def redeem(
     if card.marketplace != market.code:
         raise WrongMarketplace(
             f"this card is for the {get_marketplace(card.marketplace).name} store; it cannot be used in "
-            f"{market.name}"
+            f"{market.name}",
+            card_marketplace=card.marketplace,
         )
     if card.status == CardStatus.INACTIVE:
         raise CardNotActive("this card is not active yet; it becomes active when it ships")

@@ -1,67 +1,14 @@
-"""The balance page's check: what a card holds, without signing in, told no more than a
-redemption attempt would tell.
-
-Same rules as a redemption (``ledger.redemption``), same counters: a well-formed code that
-no card has counts toward the per-client lockout, a mistyped one does not, and a locked-out
-client is told only to wait, whatever it typed. A card that could be redeemed here shows
-its value (redeeming it would); any other card gets the answer a redemption would give
-(already redeemed, for another store, not active yet, cancelled), without its value.
-"""
+"""The balance page's check of a card, in a transaction of its own (see
+:mod:`ledger.card_check` for the rules)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from giftq.db import utcnow
-from giftq.settings import get_settings
-from ledger.codes import ClaimCode, get_vault
-from ledger.errors import CodeNotValid, RedemptionRefused
-from ledger.marketplaces import get_marketplace
-from ledger.models import Card, CardStatus
+from ledger import CardCheck, check_card
+from ledger.errors import RedemptionRefused
 
-# The lockout's two steps, shared with redemption so that both count alike (one policy).
-from ledger.redemption import _lockout as lockout
-from ledger.redemption import _record_failure as record_failure
-
-
-@dataclass(frozen=True, slots=True)
-class CardCheck:
-    status: str
-    """``active`` (redeemable here), ``redeemed``, ``other_marketplace``, ``not_active`` or ``voided``."""
-    amount: int | None = None
-    """Only for ``active``."""
-    card_marketplace: str | None = None
-    """Only for ``other_marketplace``."""
-
-
-def check_card(session: Session, code: str, *, marketplace: str, client: str) -> CardCheck:
-    """Raises ``CodeMistyped``, ``CodeNotValid`` (counted) or ``TooManyAttempts``; the caller
-    commits, so that a counted failure stays counted."""
-    market = get_marketplace(marketplace)
-    now = utcnow()
-    scopes = [(f"client:{client}", get_settings().redeem_max_failures_per_client)]
-    refusal = lockout(session, scopes, now)
-    if refusal is not None:
-        raise refusal
-    claim = ClaimCode.parse(code)
-    card = session.scalars(
-        select(Card).where(Card.code_hash == get_vault().lookup_hash(claim.normalized))
-    ).one_or_none()
-    if card is None:
-        record_failure(session, scopes, CodeNotValid.reason, now)
-        raise CodeNotValid("this is not a valid gift card code")
-    if card.status == CardStatus.VOIDED:
-        return CardCheck("voided")
-    if card.status == CardStatus.REDEEMED:
-        return CardCheck("redeemed")
-    if card.marketplace != market.code:
-        return CardCheck("other_marketplace", card_marketplace=card.marketplace)
-    if card.status == CardStatus.INACTIVE:
-        return CardCheck("not_active")
-    return CardCheck("active", amount=card.amount)
+__all__ = ["CardCheck", "check_card", "check_card_code"]
 
 
 def check_card_code(

@@ -24,7 +24,7 @@ from api.pages import cardcheck, handover, signin
 from api.pages.i18n import PageText, page_text
 from giftq.db import session_factory
 from giftq.settings import get_settings
-from ledger import balance, find_card, redeem_code
+from ledger import balance, redeem_code
 from ledger.errors import (
     AlreadyRedeemed,
     CardNotActive,
@@ -32,7 +32,6 @@ from ledger.errors import (
     CodeMistyped,
     CodeNotValid,
     IdempotencyConflict,
-    LedgerError,
     RedemptionRefused,
     TooManyAttempts,
     UnknownMarketplace,
@@ -137,14 +136,6 @@ def other_store(text: PageText, card_marketplace: str | None) -> str:
     }
 
 
-def _card_marketplace(code: str) -> str | None:
-    try:
-        with session_factory()() as session:
-            return find_card(session, code).marketplace
-    except LedgerError:
-        return None
-
-
 # --- /<marketplace>/redeem ----------------------------------------------------------------
 
 
@@ -247,7 +238,7 @@ def redeem_submit(
             client=_client(request),
         )
     except RedemptionRefused as refusal:
-        where = _card_marketplace(code) if isinstance(refusal, WrongMarketplace) else None
+        where = refusal.card_marketplace if isinstance(refusal, WrongMarketplace) else None
         retry_after = refusal.retry_after if isinstance(refusal, TooManyAttempts) else None
         return _redeem_form(
             request,

@@ -25,8 +25,8 @@ from api.schemas import Account, BalanceOut, HistoryOut, RedeemIn, RedemptionOut
 from api.writes import Answer, run
 from delivery.orders.schemas import Marketplace
 from giftq.db import session_factory
-from ledger import balance, find_card, history, redeem
-from ledger.errors import InvalidRequest, LedgerError, RedemptionRefused, WrongMarketplace
+from ledger import balance, history, redeem
+from ledger.errors import InvalidRequest, RedemptionRefused, WrongMarketplace
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
@@ -76,20 +76,9 @@ def create_redemption(
     try:
         return run(request, caller, idempotency_key, body, work)
     except WrongMarketplace as refused:
-        raise problems.redemption_problem(
-            refused, card_marketplace=card_marketplace(redemption.code)
-        ) from None
+        raise problems.redemption_problem(refused, card_marketplace=refused.card_marketplace) from None
     except RedemptionRefused as refused:
         raise problems.redemption_problem(refused) from None
-
-
-def card_marketplace(code: str) -> str | None:
-    """Which marketplace a card is for (said to the customer who holds its code)."""
-    try:
-        with session_factory()() as session:
-            return find_card(session, code).marketplace
-    except LedgerError:
-        return None
 
 
 @router.get(
