@@ -2,3 +2,5 @@
 
 Each channel with tables of its own adds its models module here.
 """
+
+import delivery.channels.physical.models  # noqa: F401 - fulfilment batches, items, reports

@@ -55,7 +55,7 @@ def _names(diff: object) -> list[str]:
 
 
 def test_down_to_the_ledger_and_up_again(database_url: str) -> None:
-    assert migrate.current(database_url) == "0003"
+    assert migrate.current(database_url) == "0005"
     migrate.downgrade(database_url, "0002")
     assert migrate.current(database_url) == "0002"
     assert _tables(database_url) >= DELIVERY_TABLES
@@ -67,5 +67,5 @@ def test_down_to_the_ledger_and_up_again(database_url: str) -> None:
     assert "ledger_cards" in left
 
     migrate.upgrade(database_url)
-    assert migrate.current(database_url) == "0003"
+    assert migrate.current(database_url) == "0005"
     assert _tables(database_url) >= DELIVERY_TABLES

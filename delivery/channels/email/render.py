@@ -38,6 +38,7 @@ from delivery.channels.email.contexts import (
     EmailContext,
     GiftDeliveredEmail,
     GiftEmail,
+    GiftShippedEmail,
     OrderConfirmationEmail,
 )
 from delivery.channels.email.i18n import Localization, format_money, localization
@@ -145,7 +146,7 @@ def _variables(ctx: EmailContext, l10n: Localization, brand: str, public_base_ur
             totals=_totals(ctx, l10n),
             ordered_on=l10n.date(ctx.ordered_at) if ctx.ordered_at else "",
         )
-    elif isinstance(ctx, GiftDeliveredEmail | DeliveryFailedEmail):
+    elif isinstance(ctx, GiftDeliveredEmail | DeliveryFailedEmail | GiftShippedEmail):
         variables.update(
             purchaser=one_line(ctx.purchaser_name),
             recipient=one_line(ctx.recipient_name),
@@ -153,6 +154,12 @@ def _variables(ctx: EmailContext, l10n: Localization, brand: str, public_base_ur
         )
         if isinstance(ctx, DeliveryFailedEmail):
             variables["reason"] = one_line(ctx.reason)
+        if isinstance(ctx, GiftShippedEmail):
+            variables.update(
+                carrier=one_line(ctx.carrier),
+                tracking_number=one_line(ctx.tracking_number),
+                tracking_url=one_line(ctx.tracking_url) if ctx.tracking_url else "",
+            )
     return variables
 
 
