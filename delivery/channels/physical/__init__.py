@@ -9,7 +9,8 @@ vendor took the batch; ``delivered`` means the vendor reported the card shipped,
 activates it and tells the purchaser the tracking number (:mod:`.reports`). A card
 reported lost or damaged is voided and a new one goes into the next batch.
 
-Modules: ``models`` (batches, their cards, the vendor's reports), ``postal`` (addresses
-per country), ``sender`` (the channel behind the Sender seam), ``ops`` and ``cli`` (what
-ops do), ``schedule`` (the beat schedule of the cut-offs), ``errors``.
+Also: ``models`` (batches, their cards, the vendor's reports), ``postal`` (addresses per
+country, checked at intake), ``sender`` (the channel behind the Sender seam), ``tracking``
+(shipments, for the purchaser's notice), ``ops`` and ``cli`` (what ops do, ``giftq
+fulfilment``), ``schedule`` (beat's schedule of the cut-offs), ``errors``.
 """
