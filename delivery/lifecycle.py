@@ -225,6 +225,7 @@ def reported(
     response: str = "",
     reason: FailureReason | None = None,
     suppress: bool = False,
+    notify: bool = True,
     now: dt.datetime,
     schedule: RetrySchedule | None = None,
 ) -> bool:
@@ -232,6 +233,13 @@ def reported(
 
     Reports only move a delivery forward from ``sent``: a late or repeated report (the
     delivery is already ``delivered``, failed, or queued again) changes nothing.
+
+    A report that it did not arrive, with a ``kind`` (a text the carrier could not
+    deliver), is a failure of the attempt already counted: retried on the schedule, or
+    final, as the kind says. Without a ``kind`` (a physical card lost in the post) it is
+    final: ``bounced``, which ops may replay, with an attempt row holding the provider's
+    answer and, unless ``notify`` is False (a replacement is on its way), the purchaser's
+    failure notice.
     """
     if delivery.status != S.SENT:
         return False
@@ -239,20 +247,31 @@ def reported(
         _move(delivery, S.DELIVERED, now)
         _delivered_notice(session, delivery, order, now)
         return True
-    failed(
-        session,
-        delivery,
-        order,
-        kind=kind or FailureKind.PERMANENT,
-        code=code,
-        response=response,
-        reason=reason,
-        suppress=suppress,
-        started=now,
-        now=now,
-        schedule=schedule or RetrySchedule.from_settings(),
-        new_attempt=False,
+    if kind is not None:
+        failed(
+            session,
+            delivery,
+            order,
+            kind=kind,
+            code=code,
+            response=response,
+            reason=reason,
+            suppress=suppress,
+            started=now,
+            now=now,
+            schedule=schedule or RetrySchedule.from_settings(),
+            new_attempt=False,
+        )
+        return True
+    log_attempt(
+        session, delivery, AttemptOutcome.PERMANENT, code=code, response=response, started=now, finished=now
     )
+    _move(delivery, S.BOUNCED, now)
+    delivery.last_error = response
+    if suppress and delivery.to_address:
+        notices.suppress(session, delivery.to_address, code=code, response=response, delivery_id=delivery.id)
+    if notify:
+        _failed_notice(session, delivery, order, reason or FailureReason.REFUSED, now)
     return True
 
 

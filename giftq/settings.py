@@ -22,9 +22,9 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -203,6 +203,32 @@ class Settings(BaseSettings):
     storefront_signin_url: str = ""
     """The store page that signs a customer in and hands over (``{marketplace}`` is replaced by
     the lower-case code), linked from the redeem page when no one is signed in. Empty: text only."""
+
+    # --- physical cards (delivery.channels.physical) ---
+    fulfilment_cutoffs: tuple[
+        Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")], ...
+    ] = Field(default=("15:00",), min_length=1)
+    """Local times (``HH:MM``) at which a batch of physical cards goes to the vendor."""
+    fulfilment_cutoff_zone: str = "UTC"
+    """The IANA zone of the cut-off times (the vendor's, usually)."""
+    fulfilment_batch_max_cards: int = Field(default=1000, gt=0)
+    """Cards per batch at most; a cut-off with more makes several batches."""
+    fulfilment_vendor_public_key: str = Field(default="", pattern=r"^([A-Za-z0-9+/]{43}=)?$")
+    """The vendor's X25519 public key (base64, 32 bytes): codes are sealed to it."""
+    fulfilment_drop_dir: Path | None = None
+    """``file``: where batches are dropped for the vendor; None: ``<data_dir>/fulfilment/drop``."""
+    fulfilment_http_url: str = ""
+    """``http``: the vendor's batch endpoint (HTTPS in production)."""
+    fulfilment_http_token: SecretStr | None = None
+    """``http``: sent as ``Authorization: Bearer <token>``."""
+    fulfilment_http_timeout_seconds: float = Field(default=30.0, gt=0)
+    fulfilment_inbox_dir: Path | None = None
+    """Where the vendor drops its reports (CSV); None: ``<data_dir>/fulfilment/inbox``."""
+    fulfilment_inbox_interval_seconds: float = Field(default=60, gt=0)
+    fulfilment_callback_secret: SecretStr | None = None
+    """Key of the HMAC-SHA256 that signs the vendor's report callbacks (HTTP)."""
+    fulfilment_ship_to: dict[str, tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")], ...]] = {}
+    """Per marketplace, the countries it ships physical cards to (default: its own country)."""
 
     @field_validator("data_dir")
     @classmethod

@@ -3,4 +3,5 @@
 Each channel with tables of its own adds its models module here.
 """
 
+import delivery.channels.physical.models
 import delivery.channels.printable.models  # noqa: F401 - printable_links

@@ -7,7 +7,8 @@ that a crash loses at most the chunk in flight and a rerun resumes at the first 
 without a card. A line with a card is never issued again; the ledger's idempotency key
 per chunk is a second guard.
 
-Physical cards are issued inactive (activated when fulfilment reports them shipped).
+Physical cards are issued inactive (activated when fulfilment reports them shipped), and
+their gifts are due at the vendor's next cut-off (:mod:`delivery.channels.physical.cutoff`).
 Gifts due now are queued at once for their channel's workers; later ones stay
 ``scheduled`` for the due dispatcher, and so do the gifts of a channel that has no back
 end configured here (listed by ``giftq ops failures`` as waiting).
@@ -24,6 +25,7 @@ from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from delivery.channels import registry
+from delivery.channels.physical.cutoff import next_cutoff
 from delivery.errors import NotFound
 from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine, OrderStatus, new_delivery_row
 from delivery.outbox import enqueue_deliveries
@@ -149,6 +151,9 @@ def gift_delivery(
     dispatcher releases them once one is, and ops see them waiting meanwhile.
     """
     due = max(line.due_at, now)
+    if line.channel == Channel.PHYSICAL:
+        # Physical cards go to the vendor in batches: each is due at the next cut-off.
+        due = next_cutoff(due)
     ready = Channel(line.channel) in registry.configured() and due <= now
     return new_delivery_row(
         order_id=line.order_id,

@@ -32,13 +32,16 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from delivery import designs, scheduling
 from delivery.addresses import UndeliverableAddress, deliverable_email, deliverable_phone
+from delivery.channels.physical import postal
 from delivery.errors import FieldError, InvalidOrder
 from delivery.models import Channel
 from giftq.text import refuse_controls
@@ -203,14 +206,33 @@ class Purchaser(_Model):
 
 
 class PostalAddress(_Model):
-    line1: Annotated[Text, AfterValidator(_no_control)]
-    line2: Annotated[Text, AfterValidator(_no_control)] | None = None
-    city: Annotated[Text, AfterValidator(_no_control)]
-    region: Annotated[Text, AfterValidator(_no_control)] | None = None
-    postal_code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]{1,11}$")]
+    """A postal address, checked per country: US and CA need ``region`` (state or province
+    code); postal codes as the country writes them (US 12345 or 12345-6789, CA A1A 1A1, GB
+    postcodes, DE and FR 5 digits, JP 123-4567), kept in that form."""
+
+    # Rules: delivery/channels/physical/postal.py. Country first: later fields check against it.
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
         description="ISO 3166-1 alpha-2"
     )
+    line1: Annotated[Text, AfterValidator(_no_control)]
+    line2: Annotated[Text, AfterValidator(_no_control)] | None = None
+    city: Annotated[Text, AfterValidator(_no_control)]
+    region: Annotated[Text, AfterValidator(_no_control)] | None = Field(
+        default=None, validate_default=True, description="State, province or prefecture (US, CA: required)"
+    )
+    postal_code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]{1,11}$")]
+
+    @field_validator("region")
+    @classmethod
+    def _region_of_country(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        return postal.check_region(country, value) if country else value
+
+    @field_validator("postal_code")
+    @classmethod
+    def _postal_code_of_country(cls, value: str, info: ValidationInfo) -> str:
+        country = info.data.get("country")
+        return postal.check_postal_code(country, value) if country else value
 
 
 class Recipient(_Model):
@@ -273,6 +295,19 @@ class OrderLine(_Model):
                 "required for channel {channel}",
                 {"channel": str(self.channel), "field": need[1]},
             )
+        address = self.recipient.address
+        if self.channel == Channel.PHYSICAL and address is not None:
+            countries = postal.ships_to(self.marketplace)
+            if address.country not in countries:
+                raise PydanticCustomError(
+                    "ships_to",
+                    "the {marketplace} marketplace ships physical cards to {countries} only",
+                    {
+                        "marketplace": self.marketplace,
+                        "countries": ", ".join(countries),
+                        "field": "recipient.address.country",
+                    },
+                )
         return self
 
 

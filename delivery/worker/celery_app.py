@@ -14,6 +14,8 @@ giftq.dispatch_printable printables ``delivery_ids``: render and send printable 
 giftq.dispatch_physical fulfilment  ``delivery_ids``: hand physical cards to fulfilment
 giftq.dispatch_due      scheduler   none: release due scheduled sends and retries (beat)
 giftq.sweep             scheduler   none: re-enqueue stuck orders and deliveries (beat)
+giftq.fulfilment_batch  fulfilment  none: physical cards' batch at each cut-off (beat)
+giftq.fulfilment_reports fulfilment none: apply the vendor's report files (beat)
 ======================  ==========  =============================================
 
 Each channel has its own queue (``delivery.channels.registry``), so that a slow
@@ -44,8 +46,11 @@ from celery.signals import (
 )
 
 from delivery.channels import registry
+from delivery.channels.physical.cutoff import next_cutoff
+from delivery.channels.physical.schedule import CutoffSchedule
 from delivery.routes import CLIENT_DEFAULT_QUEUE, QUEUES, ROUTES
 from giftq import db
+from giftq.db import utcnow
 from giftq.settings import Settings, SettingsError, get_settings
 from ledger.codes.redact import RedactClaimCodes
 
@@ -129,6 +134,35 @@ def celery_config(s: Settings) -> dict[str, Any]:
                 "schedule": s.sweep_interval_seconds,
                 "options": {"expires": s.sweep_interval_seconds},
             },
+            **_fulfilment_beat(s),
+        },
+    }
+
+
+def _fulfilment_beat(s: Settings) -> dict[str, Any]:
+    """The physical cards' batch at each cut-off and the vendor's reports, when they are on;
+    settings that could never make a batch stop the app here, not at the first cut-off."""
+    if s.fulfilment_backend == "none":
+        return {}
+    if not s.fulfilment_vendor_public_key:
+        raise SettingsError(
+            "GIFTQ_FULFILMENT_BACKEND needs GIFTQ_FULFILMENT_VENDOR_PUBLIC_KEY (codes are sealed to it)"
+        )
+    if s.fulfilment_backend == "http" and not s.fulfilment_http_url:
+        raise SettingsError("GIFTQ_FULFILMENT_BACKEND=http needs GIFTQ_FULFILMENT_HTTP_URL")
+    try:
+        next_cutoff(utcnow())
+    except ValueError as exc:
+        raise SettingsError(f"GIFTQ_FULFILMENT_CUTOFF_ZONE: {exc}") from None
+    return {
+        "fulfilment-batch": {
+            "task": "giftq.fulfilment_batch",
+            "schedule": CutoffSchedule(s.fulfilment_cutoffs, s.fulfilment_cutoff_zone),
+        },
+        "fulfilment-reports": {
+            "task": "giftq.fulfilment_reports",
+            "schedule": s.fulfilment_inbox_interval_seconds,
+            "options": {"expires": s.fulfilment_inbox_interval_seconds},
         },
     }
 

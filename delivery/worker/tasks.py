@@ -17,11 +17,13 @@ from celery import Task, shared_task
 from sqlalchemy.exc import OperationalError
 
 from delivery import dispatch, due, sweeper
+from delivery.channels.physical import batches as physical_batches
+from delivery.channels.physical import reports as physical_reports
 from delivery.errors import FieldError, IdempotencyConflict, InvalidOrder, NotFound
 from delivery.models import Channel
 from delivery.orders import intake, processing, schemas
 from delivery.outbox import Message, publish
-from giftq.db import session_factory
+from giftq.db import session_factory, utcnow
 from giftq.settings import get_settings
 from ledger.errors import LedgerError
 
@@ -149,8 +151,31 @@ def dispatch_printable(self: Task, *args: Any, delivery_ids: Any = None, **extra
 
 @giftq_task("giftq.dispatch_physical", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
 def dispatch_physical(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
-    """Hand a batch of physical cards to fulfilment (claimed under this task's id)."""
-    return _dispatch(self, Channel.PHYSICAL, args, delivery_ids, extra)
+    """Hand due physical cards to the vendor: released at a cut-off, retries, replays.
+
+    The batch takes every queued physical card, so the other messages of a cut-off find
+    nothing left to claim.
+    """
+    _no_extras(args, extra)
+    ids = _ids(delivery_ids, "delivery_ids")
+    return physical_batches.run(session_factory(), ids, claimer=str(self.request.id)).as_dict()
+
+
+@giftq_task("giftq.fulfilment_batch", bind=True, **_DB_RETRY)
+def fulfilment_batch(self: Task) -> dict[str, int]:
+    """At a cut-off: every physical card due by now goes to the vendor (sent by beat)."""
+    sessions = session_factory()
+    return physical_batches.run(sessions, claimer=str(self.request.id), release_due=utcnow()).as_dict()
+
+
+@giftq_task("giftq.fulfilment_reports", **_DB_RETRY)
+def fulfilment_reports() -> dict[str, int]:
+    """Apply the vendor's report files waiting in the inbox, each all or nothing (sent by beat)."""
+    results = physical_reports.process_inbox(session_factory())
+    return {
+        "applied": sum(r.applied is not None for r in results),
+        "refused": sum(r.applied is None for r in results),
+    }
 
 
 @giftq_task("giftq.dispatch_due", **_DB_RETRY)

@@ -24,6 +24,7 @@ from delivery.channels.email.contexts import (
     EmailContext,
     GiftDeliveredEmail,
     GiftEmail,
+    GiftShippedEmail,
     OrderConfirmationEmail,
 )
 from delivery.channels.email.dkim import DkimConfigError
@@ -49,6 +50,7 @@ __all__ = [
     "Failure",
     "GiftDeliveredEmail",
     "GiftEmail",
+    "GiftShippedEmail",
     "InvalidAddress",
     "OrderConfirmationEmail",
     "RenderedEmail",

@@ -1,7 +1,8 @@
 """What each email of a batch says, composed from our rows.
 
 :func:`load` reads, once per batch, what the emails need besides their delivery rows
-(the order lines; for a notice, the gift it is about; for gifts, the ledger's cards);
+(the order lines; for a notice, the gift it is about; for gifts, the ledger's cards; for
+a notice about a shipped physical card, its tracking);
 :func:`context` turns one delivery into the email channel's context. A gift's claim
 code is revealed here, into memory only (the context keeps it out of ``repr``).
 
@@ -27,10 +28,12 @@ from delivery.channels.email import (
     EmailContext,
     GiftDeliveredEmail,
     GiftEmail,
+    GiftShippedEmail,
     OrderConfirmationEmail,
 )
 from delivery.channels.email.message import message_id_for
-from delivery.models import Delivery, DeliveryKind, Order, OrderLine
+from delivery.channels.physical.tracking import Shipment, shipments
+from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine
 from delivery.states import DeliveryStatus
 from ledger import ClaimCode, reveal_codes
 from ledger.codes.text import mask
@@ -49,16 +52,28 @@ class Loaded:
     parents: dict[int, Delivery]
     codes: dict[int, ClaimCode]
     """The batch's gift codes by card id, decrypted in one query, in memory only."""
+    shipments: dict[int, Shipment]
+    """Shipped physical gifts (by delivery id) that a delivered notice of the batch is about."""
 
 
 def load(session: Session, deliveries: list[Delivery]) -> Loaded:
     lines = _lines_of(session, deliveries)
+    by_id = {line.id: line for order_lines in lines.values() for line in order_lines}
     card_ids = [d.card_id for d in deliveries if d.kind == DeliveryKind.GIFT and d.card_id is not None]
+    shipped = [
+        d.parent_id
+        for d in deliveries
+        if d.kind == DeliveryKind.DELIVERED_NOTICE
+        and d.parent_id is not None
+        and (line := by_id.get(d.line_id or 0)) is not None
+        and line.channel == Channel.PHYSICAL
+    ]
     return Loaded(
         lines,
-        {line.id: line for order_lines in lines.values() for line in order_lines},
+        by_id,
         _parents(session, deliveries),
         reveal_codes(session, card_ids),
+        shipments(session, shipped),
     )
 
 
@@ -154,6 +169,23 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
     recipient_name = gift.to_name if gift else line.recipient_name
     address = gift.to_address if gift else (line.recipient_email or line.recipient_phone)
     locale = purchaser_locale(order, order_lines)
+    shipment = loaded.shipments.get(delivery.parent_id or 0)
+    if delivery.kind == DeliveryKind.DELIVERED_NOTICE and shipment is not None:
+        # A physical card is "delivered" when the vendor ships it: say how to track it.
+        return GiftShippedEmail(
+            purchaser_name=order.purchaser_name,
+            purchaser_email=delivery.to_address or order.purchaser_email,
+            recipient_name=recipient_name,
+            channel=line.channel,
+            amount=line.amount,
+            marketplace=line.marketplace,
+            carrier=shipment.carrier,
+            tracking_number=shipment.tracking_number,
+            tracking_url=shipment.tracking_url,
+            order_ref=order_ref(order),
+            locale=locale,
+            message_id=message_id,
+        )
     if delivery.kind == DeliveryKind.DELIVERED_NOTICE:
         return GiftDeliveredEmail(
             purchaser_name=order.purchaser_name,

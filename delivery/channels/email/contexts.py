@@ -7,6 +7,7 @@ The order pipeline fills these from its rows and hands them to
 - :class:`OrderConfirmationEmail` (with :class:`ConfirmationLine`): the purchaser's receipt.
 - :class:`GiftDeliveredEmail`: tells the purchaser that a gift arrived.
 - :class:`DeliveryFailedEmail`: tells the purchaser that a gift could not be delivered.
+- :class:`GiftShippedEmail`: tells the purchaser that a physical card was shipped (tracking).
 
 Amounts are ``int`` counts of the marketplace currency's minor units (cents, pence; yen
 have none); a float or a bool is refused with ``TypeError``. The marketplace code picks
@@ -236,4 +237,22 @@ class DeliveryFailedEmail(_PurchaserNotice):
             raise ValueError("attempts must be a count (an int, not negative)")
 
 
-EmailContext: TypeAlias = GiftEmail | OrderConfirmationEmail | GiftDeliveredEmail | DeliveryFailedEmail
+@dataclass(frozen=True, slots=True)
+class GiftShippedEmail(_PurchaserNotice):
+    """Tells the purchaser that a physical card was shipped, and how to track the parcel.
+
+    ``carrier`` and ``tracking_number`` are the fulfilment vendor's report;
+    ``tracking_url`` (https) when the vendor gave one.
+    """
+
+    kind: ClassVar[str] = "gift_shipped"
+
+    carrier: str
+    tracking_number: str
+    tracking_url: str | None = None
+    order_ref: str | None = None
+
+
+EmailContext: TypeAlias = (
+    GiftEmail | OrderConfirmationEmail | GiftDeliveredEmail | DeliveryFailedEmail | GiftShippedEmail
+)

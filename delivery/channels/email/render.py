@@ -46,6 +46,7 @@ from delivery.channels.email.contexts import (
     EmailContext,
     GiftDeliveredEmail,
     GiftEmail,
+    GiftShippedEmail,
     OrderConfirmationEmail,
 )
 from delivery.channels.email.i18n import Localization, format_money, localization
@@ -173,17 +174,23 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
             # The dispatcher tells of each sent gift only for orders this small.
             notices_each_gift=len(ctx.lines) <= settings.delivered_notice_max_lines,
         )
-    elif isinstance(ctx, GiftDeliveredEmail | DeliveryFailedEmail):
+    elif isinstance(ctx, GiftDeliveredEmail | DeliveryFailedEmail | GiftShippedEmail):
         variables.update(
             purchaser=one_line(ctx.purchaser_name),
             recipient=one_line(ctx.recipient_name),
             order_ref=one_line(ctx.order_ref) if ctx.order_ref else "",
             # Where the gift went; a physical card has no address line here: its name.
-            address=one_line(ctx.address or "") or one_line(ctx.recipient_name),
+            address=one_line(getattr(ctx, "address", None) or "") or one_line(ctx.recipient_name),
         )
         if isinstance(ctx, DeliveryFailedEmail):
             variables["reason"] = str(ctx.reason) if ctx.reason else ""
             variables["attempts"] = ctx.attempts
+        if isinstance(ctx, GiftShippedEmail):
+            variables.update(
+                carrier=one_line(ctx.carrier),
+                tracking_number=one_line(ctx.tracking_number),
+                tracking_url=one_line(ctx.tracking_url) if ctx.tracking_url else "",
+            )
     return variables
 
 

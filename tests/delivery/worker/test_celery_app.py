@@ -54,6 +54,8 @@ def test_task_names_and_queues_are_stable() -> None:
             "giftq.dispatch_physical",
             "giftq.dispatch_due",
             "giftq.sweep",
+            "giftq.fulfilment_batch",
+            "giftq.fulfilment_reports",
         }
     )
     assert ROUTES["giftq.place_order"] == "orders"
@@ -61,6 +63,7 @@ def test_task_names_and_queues_are_stable() -> None:
     assert ROUTES["giftq.dispatch_sms"] == "sms"
     assert ROUTES["giftq.dispatch_printable"] == "printables"
     assert ROUTES["giftq.dispatch_physical"] == "fulfilment"
+    assert ROUTES["giftq.fulfilment_batch"] == ROUTES["giftq.fulfilment_reports"] == "fulfilment"
     assert {ROUTES["giftq.dispatch_due"], ROUTES["giftq.sweep"]} == {"scheduler"}
     beat = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert beat == {"giftq.dispatch_due", "giftq.sweep"}
