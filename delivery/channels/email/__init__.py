@@ -25,10 +25,11 @@ from delivery.channels.email.contexts import (
     GiftDeliveredEmail,
     GiftEmail,
     OrderConfirmationEmail,
+    PrintableGiftEmail,
 )
 from delivery.channels.email.dkim import DkimConfigError
 from delivery.channels.email.failures import Failure, classify_smtp_failure
-from delivery.channels.email.message import InvalidAddress, build_message
+from delivery.channels.email.message import Attachment, InvalidAddress, build_message
 from delivery.channels.email.render import RenderedEmail, render_email
 from delivery.channels.email.sink import SinkMessage, SmtpSink
 from delivery.channels.email.transport import (
@@ -41,6 +42,7 @@ from delivery.channels.email.transport import (
 
 __all__ = [
     "CHANNELS",
+    "Attachment",
     "ConfirmationLine",
     "DeliveryFailedEmail",
     "DkimConfigError",
@@ -51,6 +53,7 @@ __all__ = [
     "GiftEmail",
     "InvalidAddress",
     "OrderConfirmationEmail",
+    "PrintableGiftEmail",
     "RenderedEmail",
     "SendOutcome",
     "SinkMessage",
