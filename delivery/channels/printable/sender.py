@@ -43,7 +43,7 @@ from delivery.channels.email import compose
 from delivery.channels.email.contexts import PrintableGiftEmail
 from delivery.channels.email.message import Attachment, build_message, message_id_for
 from delivery.channels.email.render import render_email
-from delivery.channels.email.sender import EmailSender, Transport
+from delivery.channels.email.sender import EmailSender
 from delivery.channels.printable.context import PrintableCard
 from delivery.channels.printable.links import make_link
 from delivery.channels.printable.models import PrintableLink
@@ -81,9 +81,6 @@ class PrintableSender(EmailSender):
     channel: ClassVar[Channel] = Channel.PRINTABLE
     reports_delivery: ClassVar[bool] = False
     """``sent`` means the relay took the email; nothing reports that it was printed."""
-
-    def __init__(self, transport: Transport | None = None) -> None:
-        super().__init__(transport)
 
     def compose(self, session: Session, rows: Sequence[tuple[Delivery, Order]]) -> list[Composed | Outcome]:
         loaded = compose.load(session, [d for d, _ in rows])
