@@ -293,8 +293,13 @@ def cancel(delivery: Delivery, now: dt.datetime) -> None:
 
 
 def _delivered_notice(session: Session, gift: Delivery, order: Order, now: dt.datetime) -> None:
-    if gift.kind == DeliveryKind.GIFT and order.line_count <= get_settings().delivered_notice_max_lines:
-        notices.add(session, [notices.notice_row(gift, order, DeliveryKind.DELIVERED_NOTICE, now=now)])
+    if gift.kind != DeliveryKind.GIFT or order.line_count > get_settings().delivered_notice_max_lines:
+        return
+    if (gift.to_address or "").lower() == order.purchaser_email.lower():
+        # The gift itself went to the purchaser (a card to print, a gift to themself):
+        # that email is the news; a second one saying it was sent would only repeat it.
+        return
+    notices.add(session, [notices.notice_row(gift, order, DeliveryKind.DELIVERED_NOTICE, now=now)])
 
 
 def _failed_notice(

@@ -152,6 +152,7 @@ class Settings(BaseSettings):
 
     # --- channels: the back end of each ("none": its deliveries wait, listed by giftq ops failures) ---
     printable_backend: Literal["email", "none"] = "none"
+    """``email``: the card's PDF attached to an email to the purchaser, who prints it."""
     fulfilment_backend: Literal["file", "http", "none"] = "none"
 
     # --- text messages (delivery.channels.sms) ---

@@ -5,14 +5,18 @@ secrets, Celery's in-process broker (``memory://``) with a worker in a thread of
 this process, giftq's SMTP sink writing every email to ``var/demo/mail/new`` as an
 ``.eml`` file, and its stand-in for the text-message provider keeping every text in
 ``var/demo/sms`` (and reporting each one delivered, as the provider would).
+Printable cards go by email (``GIFTQ_PRINTABLE_BACKEND=email``); the demo copies the
+PDF out of that email into ``var/demo/printables`` for the person running it to open.
 
 The demo writes only into a folder it made: a new (or empty) one, which it marks
 with a ``.giftq-demo`` file. Run again on a marked folder, it removes the files it
-writes (database, secrets, mail) and nothing else; any other folder is refused.
+writes (database, secrets, mail, texts, printable PDFs) and nothing else; any other
+folder is refused.
 
 A storefront places orders (through the Python door and as a Celery message sent
-by name); the worker issues the cards, emails the gifts and the receipts and texts a
-gift to a phone; a birthday send waits for its day. The recipient then types the code from her
+by name); the worker issues the cards, emails the gifts and the receipts, texts a
+gift to a phone and emails the purchaser a card to print; a birthday send waits for
+its day. The recipient then types the code from her
 email, with a typo first; her balance pays part of a checkout. Last, the ledger
 reconciles.
 """
@@ -76,8 +80,10 @@ def _money(amount: int, marketplace: str) -> str:
 MARKER = ".giftq-demo"
 _MARKER_TEXT = (
     "Made by giftq demo. Running it again here removes what it wrote (giftq.sqlite3*,\n"
-    "secrets.json, mail/*/*.eml, sms/*.json) and nothing else.\n"
+    "secrets.json, mail/*/*.eml, sms/*.json, printables/gift-card-*.pdf) and nothing else.\n"
 )
+PRINTABLE_PATTERN = "gift-card-*.pdf"
+"""The name of every PDF the demo copies out of a printable card's email."""
 _DATABASE_FILES = ("giftq.sqlite3", "giftq.sqlite3-wal", "giftq.sqlite3-shm", "giftq.sqlite3-journal")
 _MAILDIR_PARTS = ("tmp", "new", "cur")
 
@@ -112,7 +118,10 @@ def _clear_demo_files(data_dir: Path) -> None:
     texts = data_dir / "sms"
     for text in texts.glob("SM*.json"):
         text.unlink()
-    for folder in (*(maildir / part for part in _MAILDIR_PARTS), maildir, texts):
+    printables = data_dir / "printables"
+    for pdf in printables.glob(PRINTABLE_PATTERN):
+        pdf.unlink()
+    for folder in (*(maildir / part for part in _MAILDIR_PARTS), maildir, texts, printables):
         # Left in place if someone put something else there.
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
@@ -128,6 +137,7 @@ def _configure(data_dir: Path) -> None:
         GIFTQ_RETRY_SCHEDULE_SECONDS="[1, 2, 5]",
         GIFTQ_SMS_BACKEND="sink",
         GIFTQ_SMS_RATE_PER_SECOND="10",
+        GIFTQ_PRINTABLE_BACKEND="email",
     )
     for name in (
         "GIFTQ_DATABASE_URL",
@@ -230,6 +240,14 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink, texts: Sms
                     "marketplace": "US",
                     "recipient": {"name": "Sam Rivera", "phone": DEMO_PHONE},
                 },
+                {
+                    "channel": "printable",
+                    "amount": 2000,
+                    "marketplace": "UK",
+                    "design": "thank_you",
+                    "message": "Thank you for the Analytical Engine notes!",
+                    "recipient": {"name": "Charles Babbage"},
+                },
             ],
         },
         idempotency_key="demo-order-1",
@@ -258,17 +276,22 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink, texts: Sms
     console.print("Celery door: giftq.place_order sent by name with JSON kwargs (a birthday send)")
 
     console.rule("[bold]Deliveries")
-    _wait("the gifts and receipts", lambda: sink.count >= 4)
+    maildir = get_settings().data_dir / "mail"
+    # Two gifts, the printable card and two receipts; then the notices of the sent gifts.
+    _wait("the gifts and receipts", lambda: sink.count >= 5)
     _wait("the text gift", lambda: len(texts.messages) >= 1)
     _wait("the text's delivery report", lambda: _text_delivered(Session))
-    _wait("the purchaser's notices", lambda: sink.count >= 6)
+    _wait("the purchaser's notices", lambda: sink.count >= 7)
     time.sleep(0.5)  # let the last notices of the batch land
-    maildir = get_settings().data_dir / "mail"
     table = Table("to", "subject")
     for message in _mailbox(maildir):
         table.add_row(str(message["To"]), str(message["Subject"]))
     console.print(table)
     console.print(f"(each message is an {MESSAGE_SUFFIX} file in {maildir / 'new'})")
+    printables = get_settings().data_dir / "printables"
+    card = _wait("the printable card", lambda: save_printable(_mailbox(maildir), printables))
+    console.print("Grace's card for Charles, to print (the PDF of her email):")
+    print(f"  {_shown(card)}")  # plain print: rich would wrap a long path
     sms = Table("text to", "says")
     for text in texts.messages:
         sms.add_row(str(text["to"]), redact(str(text["body"])))
@@ -291,6 +314,25 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink, texts: Sms
     (code,) = CODE_IN_TEXT.findall(str(body.get_content()))
     console.print(f"Ada's email says: [bold]{code}[/bold]")
     return placed.order_id, str(code)
+
+
+def save_printable(mailbox: list[email.message.EmailMessage], folder: Path) -> Path | None:
+    """Copy the PDF of the printable card's email into ``folder``; its path (None: no
+    such email yet).
+
+    The PDF holds the claim code (as the sink's mail and texts do): the file is the
+    reader's only (0600), in a folder that is for development only.
+    """
+    for message in mailbox:
+        for part in message.iter_attachments():
+            name = Path(str(part.get_filename() or "")).name
+            if part.get_content_type() == "application/pdf" and Path(name).match(PRINTABLE_PATTERN):
+                folder.mkdir(mode=0o700, exist_ok=True)
+                path = folder / name
+                path.touch(mode=0o600)
+                path.write_bytes(part.get_content())
+                return path
+    return None
 
 
 def _text_delivered(Session: sessionmaker[Session]) -> bool:
@@ -394,6 +436,7 @@ def look_around_commands(
         (f"{env} {giftq} ops card {card_id}", "Ada's card and its deliveries"),
         (f"ls {_shown(data_dir / 'mail' / 'new')}", f"every email as an {MESSAGE_SUFFIX} file"),
         (f"ls {_shown(data_dir / 'sms')}", "every text message as a JSON file"),
+        (f"ls {_shown(data_dir / 'printables')}", "the printable card as a PDF, to open and print"),
     ]
 
 

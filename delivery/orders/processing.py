@@ -123,16 +123,19 @@ def _issue(
         ],
     )
     return [
-        gift_delivery(line, card.card_id, to_address=_address(line), now=now)
+        gift_delivery(line, card.card_id, to_address=_address(line, order), now=now)
         for line, card in zip(lines, cards, strict=True)
     ]
 
 
-def _address(line: OrderLine) -> str | None:
+def _address(line: OrderLine, order: Order) -> str | None:
     if line.channel == Channel.SMS:
         return line.recipient_phone
     if line.channel == Channel.PHYSICAL:
         return None
+    if line.channel == Channel.PRINTABLE:
+        # A card to print goes to the person who prints it and hands it over.
+        return order.purchaser_email
     return line.recipient_email
 
 

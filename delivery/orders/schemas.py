@@ -7,7 +7,7 @@ message, later HTTP), and :func:`order_json_schema` is the JSON Schema published
 
 Rules beyond types: a line's channel says which recipient field it needs (email: an
 email address; sms: an E.164 phone number; physical: a postal address; printable:
-nothing more, the PDF goes to the recipient's email if given, else the purchaser's).
+nothing more, the PDF goes to the purchaser, who prints it and hands it over).
 Names, references and postal addresses carry no control characters, line breaks or
 bidirectional formatting characters (they end up in mail headers and subjects); a personal
 message may hold line breaks, tabs and bidi marks (:mod:`giftq.text` has the one

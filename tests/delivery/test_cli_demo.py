@@ -7,6 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
+import pypdf
 import pytest
 from typer.testing import CliRunner
 
@@ -64,13 +65,31 @@ def test_demo_runs_the_whole_pipeline_on_embedded_defaults(
     assert code not in result.output
     assert code[-4:] in result.output
     assert any("Sam Rivera has been delivered" in str(m["Subject"]) for m in _mail(data))
+    # A printable card went to Grace, who prints it, with its PDF attached; the demo copied
+    # the PDF out (for its reader only), says where, and shows none of its code.
+    (card_email,) = [m for m in _mail(data) if list(m.iter_attachments())]
+    assert "grace@example.com" in str(card_email["To"])
+    assert str(card_email["Subject"]) == "Your printable gift card for Charles Babbage"
+    (pdf,) = (data / "printables").iterdir()
+    assert re.fullmatch(r"gift-card-charles-babbage-[0-9A-Z]{4}\.pdf", pdf.name)
+    assert pdf.stat().st_mode & 0o077 == 0 and (data / "printables").stat().st_mode & 0o077 == 0
+    (attached,) = list(card_email.iter_attachments())
+    assert pdf.read_bytes() == attached.get_content()
+    assert f"  {pdf}" in result.output.splitlines()
+    page = " ".join(pypdf.PdfReader(pdf).pages[0].extract_text().split())
+    assert "£20.00" in page and "Charles Babbage" in page and "Grace Hopper" in page
+    (card_code,) = re.findall(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{5}\b", page)
+    assert card_code.endswith(pdf.name[-8:-4])
+    assert card_code not in result.output
+    assert not any("Charles Babbage has been sent" in str(m["Subject"]) for m in _mail(data))
 
     # The commands it prints to look around work as printed, on the demo's data.
-    order, card, listing, texts = _look_around(result.output)
+    order, card, listing, texts, printables = _look_around(result.output)
     assert listing[0] == "ls" and sorted(Path(listing[1]).iterdir()) == sorted(
         (data / "mail" / "new").iterdir()
     )
     assert texts[0] == "ls" and sorted(Path(texts[1]).iterdir()) == sorted((data / "sms").iterdir())
+    assert printables[0] == "ls" and list(Path(printables[1]).iterdir()) == [pdf]
     for argv, expect in ((order, "order 1 "), (card, "card ")):
         assert argv[0] == f"GIFTQ_DATA_DIR={data}"
         assert Path(argv[1]).name == "giftq"
@@ -109,6 +128,7 @@ def test_demo_runs_again_in_its_folder_and_keeps_what_others_put_there(
     assert second.exit_code == 0, second.output
     assert "added 50.00 USD" in second.output  # a fresh ledger, not the first run's
     assert len(_mail(data)) == sent_first  # the first run's mail was cleared
+    assert len(list((data / "printables").iterdir())) == 1  # and its printable card
     assert (data / "notes.txt").read_text() == "mine\n"
 
 
@@ -122,8 +142,9 @@ def test_a_demo_folder_is_cleared_of_the_demo_files_only(tmp_path: Path) -> None
         "secrets.json",
         "mail/new/1.x.eml",
         "mail/cur/2.x.eml:2,S",
+        "printables/gift-card-charles-babbage-W6RR.pdf",
     ]
-    kept = ["notes.txt", "mail/new/letter.txt"]
+    kept = ["notes.txt", "mail/new/letter.txt", "printables/my-own.pdf"]
     for name in demo_files + kept:
         (data / name).parent.mkdir(parents=True, exist_ok=True)
         (data / name).write_text(name)

@@ -26,10 +26,11 @@ from delivery.channels.email.contexts import (
     GiftEmail,
     GiftShippedEmail,
     OrderConfirmationEmail,
+    PrintableGiftEmail,
 )
 from delivery.channels.email.dkim import DkimConfigError
 from delivery.channels.email.failures import Failure, classify_smtp_failure
-from delivery.channels.email.message import InvalidAddress, build_message
+from delivery.channels.email.message import Attachment, InvalidAddress, build_message
 from delivery.channels.email.render import RenderedEmail, render_email
 from delivery.channels.email.sink import SinkMessage, SmtpSink
 from delivery.channels.email.transport import (
@@ -42,6 +43,7 @@ from delivery.channels.email.transport import (
 
 __all__ = [
     "CHANNELS",
+    "Attachment",
     "ConfirmationLine",
     "DeliveryFailedEmail",
     "DkimConfigError",
@@ -53,6 +55,7 @@ __all__ = [
     "GiftShippedEmail",
     "InvalidAddress",
     "OrderConfirmationEmail",
+    "PrintableGiftEmail",
     "RenderedEmail",
     "SendOutcome",
     "SinkMessage",

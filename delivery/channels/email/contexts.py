@@ -8,6 +8,8 @@ The order pipeline fills these from its rows and hands them to
 - :class:`GiftDeliveredEmail`: tells the purchaser that a gift arrived.
 - :class:`DeliveryFailedEmail`: tells the purchaser that a gift could not be delivered.
 - :class:`GiftShippedEmail`: tells the purchaser that a physical card was shipped (tracking).
+- :class:`PrintableGiftEmail`: a print-at-home card, to the purchaser who prints it (the
+  PDF travels as an attachment; the email itself holds no claim code).
 
 Amounts are ``int`` counts of the marketplace currency's minor units (cents, pence; yen
 have none); a float or a bool is refused with ``TypeError``. The marketplace code picks
@@ -253,6 +255,59 @@ class GiftShippedEmail(_PurchaserNotice):
     order_ref: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PrintableGiftEmail:
+    """A print-at-home card, sent to the purchaser with its PDF attached.
+
+    The email says who the card is for, that it is attached and ready to print, and gives
+    a signed ``download_url`` (:func:`delivery.channels.printable.make_link`) that works
+    until ``link_expires_at`` for ``link_max_uses`` downloads. The claim code is on the
+    PDF only, never in the email's text. The download link lets anyone who has it fetch
+    the card, so it is kept out of ``repr`` too. ``locale`` is the purchaser's.
+    """
+
+    kind: ClassVar[str] = "printable"
+    # Like the receipt, a message of the shop's to its customer: no vacation replies.
+    auto_submitted: ClassVar[bool] = True
+
+    purchaser_name: str
+    purchaser_email: str
+    recipient_name: str
+    amount: int
+    marketplace: str
+    download_url: str = field(repr=False)
+    link_expires_at: datetime
+    link_max_uses: int
+    order_ref: str | None = None
+    locale: str | None = field(default=None, kw_only=True)
+    """The purchaser's locale; None: the card's marketplace's."""
+    message_id: str | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _check_amount(self.amount)
+        _normalize_marketplace(self, self.marketplace)
+        _check_locale(self.locale)
+        if not self.download_url.startswith(("https://", "http://")):
+            raise ValueError("download_url must be an http(s) URL")
+        if self.link_expires_at.tzinfo is None:
+            raise ValueError("link_expires_at must be timezone-aware")
+        if type(self.link_max_uses) is not int or self.link_max_uses < 1:
+            raise ValueError("link_max_uses must be a positive int")
+
+    @property
+    def to_name(self) -> str:
+        return self.purchaser_name
+
+    @property
+    def to_addr(self) -> str:
+        return self.purchaser_email
+
+
 EmailContext: TypeAlias = (
-    GiftEmail | OrderConfirmationEmail | GiftDeliveredEmail | DeliveryFailedEmail | GiftShippedEmail
+    GiftEmail
+    | OrderConfirmationEmail
+    | GiftDeliveredEmail
+    | DeliveryFailedEmail
+    | GiftShippedEmail
+    | PrintableGiftEmail
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +48,7 @@ from delivery.channels.email.contexts import (
     GiftEmail,
     GiftShippedEmail,
     OrderConfirmationEmail,
+    PrintableGiftEmail,
 )
 from delivery.channels.email.i18n import Localization, format_money, localization
 from giftq.settings import Settings, get_settings
@@ -191,6 +192,16 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
                 tracking_number=one_line(ctx.tracking_number),
                 tracking_url=one_line(ctx.tracking_url) if ctx.tracking_url else "",
             )
+    elif isinstance(ctx, PrintableGiftEmail):
+        variables.update(
+            purchaser=one_line(ctx.purchaser_name),
+            recipient=one_line(ctx.recipient_name),
+            order_ref=one_line(ctx.order_ref) if ctx.order_ref else "",
+            download_url=ctx.download_url,
+            # The purchaser's time zone is not known: the exact instant, in UTC, said so.
+            link_expires=l10n.date_time(ctx.link_expires_at.astimezone(UTC).replace(tzinfo=None)),
+            link_max_uses=ctx.link_max_uses,
+        )
     return variables
 
 

@@ -68,16 +68,17 @@ class EmailSender:
             items.append(Composed(delivery.id, delivery.to_address or "", delivery.to_name, context))
         return items
 
+    def build(self, item: Composed) -> bytes:
+        """The wire message for one composed item (a channel that sends email, such as
+        the printable one, builds its own and keeps the rest of this sender)."""
+        return build_message(render_email(item.message), to_name=item.to_name, to_addr=item.address)
+
     def send(self, batch: Sequence[Composed], report: Report) -> None:
         mail_from = sender_address()
         envelopes: list[Envelope] = []
         for item in batch:
             try:
-                data = build_message(
-                    render_email(item.message),
-                    to_name=item.to_name,
-                    to_addr=item.address,
-                )
+                data = self.build(item)
             except InvalidAddress as exc:
                 report(
                     Outcome.failed(

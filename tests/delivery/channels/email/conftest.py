@@ -39,6 +39,7 @@ from delivery.channels.email import (
     GiftDeliveredEmail,
     GiftEmail,
     OrderConfirmationEmail,
+    PrintableGiftEmail,
 )
 from delivery.channels.email.sink import SmtpServerThread
 from delivery.channels.email.transport import SmtpTransport
@@ -378,12 +379,36 @@ def failed(
     return DeliveryFailedEmail(**fields)
 
 
+DOWNLOAD_URL = (
+    f"{PUBLIC_BASE_URL}/printables/AQAAAAAAAAAHAAAAAAAAACoAAAAAZ_ObgA"
+    ".q1Vj8Ue0Jd2oRk9mYzv5p0kQ3c8hT2xLw7sNaF6uB1E"
+)
+
+
+def printable(marketplace: str = "US", locale: str | None = None, **overrides: Any) -> PrintableGiftEmail:
+    fields: dict[str, Any] = {
+        "purchaser_name": "Pat Buyer",
+        "purchaser_email": "pat@example.com",
+        "recipient_name": "Robin Receiver",
+        "amount": 2500,
+        "marketplace": marketplace,
+        "download_url": DOWNLOAD_URL,
+        "link_expires_at": datetime.datetime(2027, 2, 8, 10, 30, tzinfo=datetime.UTC),
+        "link_max_uses": 5,
+        "order_ref": "SHOP-1001",
+        "locale": locale,
+    }
+    fields.update(overrides)
+    return PrintableGiftEmail(**fields)
+
+
 def every_kind(marketplace: str, locale: str | None = None) -> list[EmailContext]:
     return [
         gift(marketplace, locale=locale),
         confirmation(marketplace, locale),
         delivered(marketplace, locale),
         failed(marketplace, locale),
+        printable(marketplace, locale),
     ]
 
 
@@ -395,5 +420,7 @@ def samples() -> SimpleNamespace:
         confirmation=confirmation,
         delivered=delivered,
         failed=failed,
+        printable=printable,
         every_kind=every_kind,
+        DOWNLOAD_URL=DOWNLOAD_URL,
     )

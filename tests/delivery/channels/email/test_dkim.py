@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from delivery.channels.email import DkimConfigError, build_message, render_email
+from delivery.channels.email import Attachment, DkimConfigError, build_message, render_email
 from delivery.channels.email.dkim import DkimSigner, signer_from_settings
 from giftq.settings import get_settings, reset_settings
 
@@ -87,6 +87,20 @@ def test_signature_covers_headers_and_body(
     assert not dkim.verify(added, dnsfunc=dnsfunc)
     # Relaxed canonicalisation: refolding and trailing spaces on the way do not matter.
     assert dkim.verify(data.replace(b"\r\n", b"  \r\n", 3), dnsfunc=dnsfunc)
+
+
+def test_a_message_with_an_attachment_verifies_and_covers_the_file(
+    dkim_env: Path, rsa_key: rsa.RSAPrivateKey, samples: SimpleNamespace
+) -> None:
+    dnsfunc = dns_for(rsa_key)
+    pdf = Attachment(
+        "gift-card-robin-receiver-H2PW.pdf", "application/pdf", b"%PDF-1.7\n" + b"\x00\xff" * 3000
+    )
+    ctx = samples.printable()
+    data = build_message(render_email(ctx), to_name=ctx.to_name, to_addr=ctx.to_addr, attachments=[pdf])
+    assert dkim.verify(data, dnsfunc=dnsfunc)
+    head, _, rest = data.partition(b"Content-Transfer-Encoding: base64\r\n\r\n")
+    assert not dkim.verify(head + _ + rest.replace(b"A", b"B", 1), dnsfunc=dnsfunc)
 
 
 def test_signed_header_list(dkim_env: Path, samples: SimpleNamespace) -> None:

@@ -80,6 +80,8 @@ MEASURE = """(code) => {
     outside: outside,
     code: box(codeBox), codeLines, codeContentHeight, codeLineHeight, codeText,
     message: box(document.querySelector('blockquote')),
+    link: box(document.querySelector('.download-link a')),
+    linkText: (document.querySelector('.download-link a') || {}).textContent || null,
   };
 }"""
 
@@ -131,17 +133,25 @@ def cases(samples: SimpleNamespace) -> dict[str, EmailContext]:
         ),
         "receipt-normal": receipt(long=False),
         "receipt-long": receipt(long=True),
+        # A printable card's email: its download link is one long token that must wrap.
+        "printable-long": samples.printable("DE", recipient_name=LONG_NAME, purchaser_name=LONG_NAME),
     }
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("case", ["gift-normal", "gift-long-message", "receipt-normal", "receipt-long"])
+@pytest.mark.parametrize(
+    "case", ["gift-normal", "gift-long-message", "receipt-normal", "receipt-long", "printable-long"]
+)
 def test_every_email_fits_the_screen(
     browser: Any, samples: SimpleNamespace, tmp_path: Path, case: str, width: int
 ) -> None:
     rendered = render_email(cases(samples)[case])
     measured = lay_out(browser, rendered.html, width, tmp_path / f"{case}-{width}.png", samples.CODE)
     assert_fits(measured, width)
+    if case.startswith("printable"):
+        # The link wraps inside its box, whole: the reader can still tap or copy it.
+        assert measured["link"] is not None and within(measured["link"], width), measured
+        assert measured["linkText"] == samples.DOWNLOAD_URL
     if not case.startswith("gift"):
         return
     # The code: on screen, readable, on one line, and the very code the reader copies.

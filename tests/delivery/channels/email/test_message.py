@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from delivery.channels.email import InvalidAddress, build_message, render_email
+from delivery.channels.email import Attachment, InvalidAddress, build_message, render_email
 from delivery.channels.email.message import header_line, normalize_address, subject_value
 from giftq.settings import reset_settings
 
@@ -187,3 +187,70 @@ def test_building_a_message_is_cheap(samples: SimpleNamespace) -> None:
     per_message = (time.perf_counter() - start) / 200
     # ~0.1 ms here; the bound only catches a return to the pure-Python encoders (~2.6 ms).
     assert per_message < 0.0015
+
+
+# --- attachments --------------------------------------------------------------------------
+
+PDF_BYTES = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+
+
+def test_an_attachment_follows_the_text_in_a_mixed_message(samples: SimpleNamespace) -> None:
+    ctx = samples.printable("DE")
+    rendered = render_email(ctx)
+    data = build_message(
+        rendered,
+        to_name=ctx.to_name,
+        to_addr=ctx.to_addr,
+        attachments=[Attachment("gift-card-robin-receiver-H2PW.pdf", "application/pdf", PDF_BYTES)],
+    )
+    message = parse(data)
+    assert not message.defects
+    assert message.get_content_type() == "multipart/mixed"
+    alternative, pdf = message.get_payload()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in alternative.get_payload()] == ["text/plain", "text/html"]
+    assert body(alternative.get_payload()[0]) == rendered.text
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_content_disposition() == "attachment"
+    assert pdf.get_filename() == "gift-card-robin-receiver-H2PW.pdf"
+    assert pdf["Content-Transfer-Encoding"] == "base64"
+    assert pdf.get_payload(decode=True) == PDF_BYTES
+    # A reader of the modern API finds the text body and one attachment, as a client does.
+    modern = email.message_from_bytes(data, policy=email.policy.default)
+    assert modern.get_body(preferencelist=("plain",)) is not None  # type: ignore[attr-defined]
+    assert [a.get_filename() for a in modern.iter_attachments()] == ["gift-card-robin-receiver-H2PW.pdf"]  # type: ignore[attr-defined]
+    # Still 7-bit, CRLF only, and no line near the limits.
+    assert all(byte < 128 for byte in data)
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    assert max(len(line) for line in data.split(b"\r\n")) <= 78
+
+
+def test_without_attachments_the_message_stays_alternative(samples: SimpleNamespace) -> None:
+    assert parse(build(samples.printable())).get_content_type() == "multipart/alternative"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../etc/passwd",
+        "card.pdf\r\nBcc: x@example.com",
+        'card".pdf',
+        ".hidden.pdf",
+        "carte-ü.pdf",
+        "a b.pdf",
+        "card..pdf",
+        "",
+        "x" * 97 + ".pdf",
+    ],
+)
+def test_unsafe_file_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="attachment filename"):
+        Attachment(name, "application/pdf", PDF_BYTES)
+
+
+def test_an_attachment_needs_a_content_type_and_bytes() -> None:
+    with pytest.raises(ValueError, match="content_type"):
+        Attachment("card.pdf", "application/pdf; name=x", PDF_BYTES)
+    with pytest.raises(TypeError, match="bytes"):
+        Attachment("card.pdf", "application/pdf", "text")  # type: ignore[arg-type]
+    assert "data" not in repr(Attachment("card.pdf", "application/pdf", PDF_BYTES))

@@ -1,6 +1,6 @@
 """Every kind of email, in every language, as SpamAssassin sees it: at most 1.0 points.
 
-SpamAssassin runs with its stock rules and network tests off (``-L``), on all twelve
+SpamAssassin runs with its stock rules and network tests off (``-L``), on all fifteen
 messages in one run (``--mbox``: its start-up costs about two seconds). When the
 ``spamassassin`` program is missing the test is skipped, unless GIFTQ_REQUIRE_SERVICES=1.
 """
@@ -16,7 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from delivery.channels.email import build_message, render_email
+from delivery.channels.email import Attachment, build_message, render_email
+from delivery.channels.printable import PrintableCard, render_printable
+from ledger.codes import ClaimCode
 
 MAX_SCORE = 1.0
 
@@ -71,14 +73,26 @@ def scores(spamassassin: str, messages: dict[str, bytes], home: Path) -> dict[st
     return found
 
 
+def _card_pdf(marketplace: str) -> Attachment:
+    code = ClaimCode.generate().reveal()
+    card = PrintableCard("Robin Receiver", "Pat Buyer", 2500, marketplace, "Happy birthday!", code)
+    return Attachment("gift-card-robin-receiver-PW4N.pdf", "application/pdf", render_printable(card))
+
+
 def test_every_email_scores_low(spamassassin: str, samples: SimpleNamespace, tmp_path: Path) -> None:
     messages: dict[str, bytes] = {}
     for language, marketplace in MARKETPLACES.items():
         for ctx in samples.every_kind(marketplace):
             message_id = f"{ctx.kind}.{language}@giftq.example"
             rendered = render_email(ctx)
+            # A printable card goes out as it really does: with its PDF attached.
+            attachments = [_card_pdf(marketplace)] if ctx.kind == "printable" else []
             messages[message_id] = build_message(
-                rendered, to_name=ctx.to_name, to_addr=ctx.to_addr, message_id=message_id
+                rendered,
+                to_name=ctx.to_name,
+                to_addr=ctx.to_addr,
+                message_id=message_id,
+                attachments=attachments,
             )
     # A control: mail built the wrong way must score high, or this test measures nothing.
     messages["control@giftq.example"] = CONTROL
