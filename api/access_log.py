@@ -1,7 +1,8 @@
 """One log line per request: method, path, status, time, API key id, client.
 
 It replaces uvicorn's access log, which prints the query string: a line here holds the
-path only, never a query, a header or a body (request bodies can hold claim codes). A
+path only, never a query, a header or a body (request bodies can hold claim codes), and
+a download path without its token. A
 code pasted into a path by mistake is still masked, by the redaction filter that
 :func:`delivery.logs.configure_logging` puts on every handler.
 """
@@ -17,6 +18,17 @@ from fastapi import FastAPI, Request, Response
 log = logging.getLogger("api.access")
 
 
+_SECRET_PATHS = ("/printables/",)
+"""Paths whose last segment is a capability (a download token): logged without it."""
+
+
+def _loggable(path: str) -> str:
+    for prefix in _SECRET_PATHS:
+        if path.startswith(prefix):
+            return prefix + "…"
+    return path
+
+
 def install(app: FastAPI) -> None:
     @app.middleware("http")
     async def access(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -30,7 +42,7 @@ def install(app: FastAPI) -> None:
             log.info(
                 "%s %s %d %.1fms key=%s client=%s",
                 request.method,
-                request.url.path,
+                _loggable(request.url.path),
                 status,
                 (time.perf_counter() - started) * 1000,
                 getattr(request.state, "api_key", "-"),

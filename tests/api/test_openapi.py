@@ -13,8 +13,9 @@ def test_the_committed_document_matches_the_app() -> None:
     assert committed == json.loads(openapi.text()), "api/openapi.json is stale: run python -m api.openapi"
 
 
-PROVIDER_CALLBACKS = {"/sms/status", "/v1/callbacks/fulfilment/reports"}
-"""Routes a provider calls, authenticated by its own signature, not by an API key."""
+PROVIDER_CALLBACKS = {"/sms/status", "/v1/callbacks/fulfilment/reports", "/printables/{token}"}
+"""Routes a provider or a person calls, authenticated by a signature or a signed token in the
+request, not by an API key."""
 
 
 def test_callback_routes_exist_only_where_their_handling_is_written() -> None:

@@ -191,5 +191,31 @@ def _newest_links(session: Session, delivery_ids: list[int]) -> dict[int, Printa
     return {link.delivery_id: link for link in session.scalars(query)}
 
 
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A printable card to hand to a browser. ``pdf`` holds the code: never stored or logged."""
+
+    pdf: bytes = field(repr=False)
+    filename: str
+
+
+def download(session: Session, delivery_id: int) -> Download:
+    """The PDF of a printable gift, rendered now (for a download link that was just counted).
+
+    Raises ``LookupError`` when the delivery is not a printable gift whose card can print.
+    """
+    row = session.execute(
+        select(Delivery, Order)
+        .join(Order, Delivery.order_id == Order.id)
+        .where(Delivery.id == delivery_id, Delivery.channel == Channel.PRINTABLE)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no printable gift {delivery_id}")
+    delivery, order = row
+    made = _card(delivery, order, compose.load(session, [delivery]))
+    filename = pdf_filename(delivery.to_name, made.line.card_last4 or made.card.code[-4:])
+    return Download(render_printable(made.card), filename)
+
+
 def from_settings() -> PrintableSender:
     return PrintableSender()
