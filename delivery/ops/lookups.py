@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from delivery.channels import registry
 from delivery.errors import NotFound
-from delivery.models import Delivery, DeliveryAttempt, Order, OrderLine, SuppressedAddress
+from delivery.models import Delivery, DeliveryAttempt, DeliveryKind, Order, OrderLine, SuppressedAddress
 from delivery.states import FINAL_FAILURES, DeliveryStatus
 from giftq.db import utcnow
 from ledger import CardView, get_card
@@ -190,8 +190,17 @@ def lookup_card(session: Session, card_id: int) -> CardLookup:
 
 def list_failures(session: Session, *, order_id: int | None = None, limit: int = 100) -> list[DeliveryView]:
     """Deliveries that failed for good (or bounced), newest first; then the due sends of
-    channels that have no back end here, which wait (their ``last_error`` says why)."""
-    query = select(Delivery).where(Delivery.status.in_(sorted(FINAL_FAILURES)))
+    channels that have no back end here, which wait (their ``last_error`` says why).
+
+    A failed gift whose line has a new card since (reissued, or replaced after the vendor
+    lost it) is settled, not listed: the replacement is the one to watch.
+    """
+    superseded = exists().where(
+        OrderLine.id == Delivery.line_id,
+        Delivery.kind == DeliveryKind.GIFT,
+        OrderLine.card_id != Delivery.card_id,
+    )
+    query = select(Delivery).where(Delivery.status.in_(sorted(FINAL_FAILURES)), ~superseded)
     if order_id is not None:
         query = query.where(Delivery.order_id == order_id)
     deliveries = list(

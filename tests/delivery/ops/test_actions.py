@@ -280,3 +280,18 @@ def test_replay_refuses_an_address_that_can_never_be_sent_to(
         ops.resend(s, stuck.id, email="jörg@example.com")
     with Session.begin() as s:
         assert ops.resend(s, stuck.id, email="jorg@bücher.de").to_address == "jorg@xn--bcher-kva.de"
+
+
+def test_a_failure_settled_by_a_reissue_is_no_longer_listed(
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    smtp.script["r0@example.com"] = ["550 5.1.1 no such user"]
+    issued_order()
+    run_queued(Session)
+    failed = gift(Session, "r0@example.com")
+    with Session() as s:
+        assert [v.id for v in lookups.list_failures(s)] == [failed.id]
+    with Session.begin() as s:
+        ops.reissue(s, failed.line_id or 0, email="right@example.com")
+    with Session() as s:
+        assert lookups.list_failures(s) == []
