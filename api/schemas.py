@@ -226,6 +226,16 @@ class CancelOut(_Out):
     already_voided_cards: list[int]
 
 
+class CardOut(_Out):
+    card_id: int
+    card: str = Field(description="The card as ops may see it: #id ••••-XXXX")
+    marketplace: str
+    currency: str
+    amount: int = Field(description="minor units")
+    status: str
+    activated_at: dt.datetime | None
+
+
 class HealthOut(_Out):
     status: str
     database: str

@@ -6,7 +6,8 @@ from dataclasses import asdict
 
 from api import schemas
 from delivery.ops import CancelReport, DeliveryView, OrderView
-from ledger import Balance, CheckoutState, HistoryPage, RedemptionResult
+from delivery.ops.lookups import masked_card
+from ledger import Balance, CardView, CheckoutState, HistoryPage, RedemptionResult
 
 
 def delivery(view: DeliveryView) -> schemas.DeliveryOut:
@@ -52,3 +53,15 @@ def checkout(state: CheckoutState) -> schemas.CheckoutOut:
 
 def cancel(report: CancelReport) -> schemas.CancelOut:
     return schemas.CancelOut.model_validate(asdict(report))
+
+
+def card(view: CardView) -> schemas.CardOut:
+    return schemas.CardOut(
+        card_id=view.card_id,
+        card=masked_card(view.card_id, view.last4) or "",
+        marketplace=view.marketplace,
+        currency=view.currency,
+        amount=view.amount,
+        status=view.status,
+        activated_at=view.activated_at,
+    )

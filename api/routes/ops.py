@@ -1,6 +1,6 @@
 """What ops do by hand, over HTTP: cancel an order, replay a failed delivery, resend a gift to
-a corrected address, reissue a line's card. Each takes an ``Idempotency-Key``, so a retried
-call never resends twice."""
+a corrected address, reissue a line's card, activate a physical card. Each takes an
+``Idempotency-Key``, so a retried call never resends twice."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from api.auth import require
 from api.keys import Caller
 from api.params import IdempotencyKey, PathId
 from api.problems import openapi_responses
-from api.schemas import AddressIn, CancelOut, DeliveryOut
+from api.schemas import AddressIn, CancelOut, CardOut, DeliveryOut
 from api.writes import Answer, run
 from delivery import ops
+from ledger import activate_card
 
 router = APIRouter(prefix="/v1", tags=["ops"])
 OPS_RESPONSES = openapi_responses(
@@ -99,3 +100,20 @@ def reissue_line(
         return Answer(201, views.delivery(view).model_dump(mode="json"))
 
     return run(request, caller, idempotency_key, address.model_dump(mode="json"), work)
+
+
+@router.post(
+    "/cards/{card_id}/activate",
+    response_model=CardOut,
+    responses=OPS_RESPONSES,
+    summary="Activate a physical card by hand",
+)
+def activate(card_id: PathId, request: Request, caller: Ops, idempotency_key: IdempotencyKey) -> JSONResponse:
+    """For a card that reached its recipient without the vendor's shipped report; a redeemed
+    or voided card is refused (invalid-state). Activating an active card changes nothing."""
+
+    def work(session: Session, key: str) -> Answer:
+        view = activate_card(session, card_id, idempotency_key=key)
+        return Answer(200, views.card(view).model_dump(mode="json"))
+
+    return run(request, caller, idempotency_key, None, work)

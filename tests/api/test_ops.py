@@ -73,3 +73,22 @@ def test_replay_refuses_a_delivery_that_did_not_fail(api: Any, order_body: Any) 
     assert api.counts() == before
     missing = api.client.post("/v1/deliveries/99999/replay", headers=api.headers(token))
     assert missing.status_code == 404
+
+
+def test_activate_a_physical_card_by_hand(api: Any) -> None:
+    token = api.key("ops")
+    (card,) = api.issue(2500, active=False)
+    answer = api.client.post(f"/v1/cards/{card.card_id}/activate", headers=api.headers(token, "act-1"))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["status"], body["card_id"], body["amount"]) == ("active", card.card_id, 2500)
+    assert body["card"].endswith(card.last4) and card.code.reveal() not in answer.text
+    (voided,) = api.issue(1000)
+    with api.Session.begin() as s:
+        from ledger import void_card
+
+        void_card(s, voided.card_id, idempotency_key="void-1")
+    refused = api.client.post(f"/v1/cards/{voided.card_id}/activate", headers=api.headers(token, "act-2"))
+    assert (refused.status_code, refused.json()["type"]) == (409, URN + "invalid-state")
+    missing = api.client.post("/v1/cards/999999/activate", headers=api.headers(token, "act-3"))
+    assert (missing.status_code, missing.json()["type"]) == (404, URN + "not-found")
