@@ -306,8 +306,13 @@ def _worker() -> Iterator[Any]:
         **celery_app.conf.broker_transport_options,
         "polling_interval": 0.05,
     }
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING") as worker:
         yield celery_app
+        # Left to itself, the worker sees that it should stop only when its wait for a
+        # message times out (2 s, then more): a remote-control "shutdown" is a message,
+        # and stops it at once (after the task in hand, if any).
+        logging.getLogger("celery.worker.control").setLevel(logging.ERROR)  # its "Got shutdown" warning
+        celery_app.control.broadcast("shutdown", destination=[worker.hostname])
     close_transport()
     reset_app()
 
