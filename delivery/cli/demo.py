@@ -7,39 +7,59 @@ this process, giftq's SMTP sink writing every email to ``var/demo/mail/new`` as 
 ``var/demo/sms`` (and reporting each one delivered, as the provider would).
 Printable cards go by email (``GIFTQ_PRINTABLE_BACKEND=email``); the demo copies the
 PDF out of that email into ``var/demo/printables`` for the person running it to open.
+Physical cards go to the vendor as batch folders in ``var/demo/fulfilment/drop``
+(``GIFTQ_FULFILMENT_BACKEND=file``), their codes sealed to a key pair the demo makes
+for the vendor, whose part it plays: it opens the manifest with the private key
+(``var/demo/fulfilment/vendor.key``) and drops a "shipped" report in
+``var/demo/fulfilment/inbox``. ``giftq api``'s app serves on a free loopback port in
+a thread of this process: it is ``GIFTQ_PUBLIC_BASE_URL`` (the links in the gifts),
+the text provider's status callbacks come back to its ``/sms/status``, and the demo
+ends on its pages, signed in by a hand-over link made with a generated
+``GIFTQ_HANDOVER_SECRET``. ``--keep-serving`` keeps them up until Ctrl-C.
 
 The demo writes only into a folder it made: a new (or empty) one, which it marks
 with a ``.giftq-demo`` file. Run again on a marked folder, it removes the files it
-writes (database, secrets, mail, texts, printable PDFs) and nothing else; any other
-folder is refused.
+writes (database, secrets, mail, texts, printable PDFs, the vendor's key, batches and
+reports) and nothing else; any other folder is refused.
 
 A storefront places orders (through the Python door and as a Celery message sent
 by name); the worker issues the cards, emails the gifts and the receipts, texts a
 gift to a phone and emails the purchaser a card to print; a birthday send waits for
-its day. The recipient then types the code from her
-email, with a typo first; her balance pays part of a checkout. Last, the ledger
-reconciles.
+its day, and a physical card for the vendor's cut-off. The recipient then types the
+code from her email, with a typo first; her balance pays part of a checkout. The
+physical card goes out in a batch, is refused until the vendor reports it shipped,
+then redeems. Last, the ledger reconciles and the pages answer over HTTP.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import datetime as dt
 import email
 import email.policy
+import html
+import io
 import logging
 import os
 import re
+import secrets
 import shlex
 import shutil
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
+import uvicorn
 from celery.contrib.testing.worker import start_worker
+from nacl.public import PrivateKey, SealedBox
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -47,9 +67,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import ledger
 from delivery import ops, place_order
+from delivery.channels import registry
 from delivery.channels.email import close_transport
 from delivery.channels.email.sink import MESSAGE_SUFFIX, SmtpSink
-from delivery.channels.sms.endpoint import StatusEndpoint
+from delivery.channels.physical import backends, batches, reports
+from delivery.channels.physical import ops as fulfilment
+from delivery.channels.physical.backends import MANIFEST_FILE, SLIPS_FILE
 from delivery.channels.sms.sink import Report, SmsSink
 from delivery.channels.sms.transport import close_transport as close_sms_transport
 from delivery.models import Channel, Delivery
@@ -65,6 +88,16 @@ console = Console()
 
 DEMO_PHONE = "+14155550123"
 DEMO_SENDER = "+15005550006"  # the provider's "valid sender" test number
+DEMO_ADDRESS = {
+    "line1": "12 Langley Blvd",
+    "city": "Hampton",
+    "region": "VA",
+    "postal_code": "23681",
+    "country": "US",
+}
+"""Where Katherine's physical card goes: a US address that intake accepts."""
+TRACKING = ("USPS", "9400111899223197428490", "https://tracking.example/usps/9400111899223197428490")
+"""What the vendor reports for the parcel: carrier, tracking number, tracking URL."""
 
 CODE_IN_TEXT = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{5}\b")
 
@@ -80,10 +113,16 @@ def _money(amount: int, marketplace: str) -> str:
 MARKER = ".giftq-demo"
 _MARKER_TEXT = (
     "Made by giftq demo. Running it again here removes what it wrote (giftq.sqlite3*,\n"
-    "secrets.json, mail/*/*.eml, sms/*.json, printables/gift-card-*.pdf) and nothing else.\n"
+    "secrets.json, mail/*/*.eml, sms/*.json, printables/gift-card-*.pdf,\n"
+    "fulfilment/vendor.key, the manifest.csv and packing-slips.pdf of fulfilment/drop/GQ-*/,\n"
+    "fulfilment/inbox/{,done/,refused/}shipped-GQ-*.csv*) and nothing else.\n"
 )
 PRINTABLE_PATTERN = "gift-card-*.pdf"
 """The name of every PDF the demo copies out of a printable card's email."""
+VENDOR_KEY = "vendor.key"
+"""The vendor's private key (base64), in ``fulfilment/``: the demo plays the vendor."""
+REPORT_PATTERN = "shipped-GQ-*.csv"
+"""The name of every report file the demo drops in the inbox, as the vendor."""
 _DATABASE_FILES = ("giftq.sqlite3", "giftq.sqlite3-wal", "giftq.sqlite3-shm", "giftq.sqlite3-journal")
 _MAILDIR_PARTS = ("tmp", "new", "cur")
 
@@ -121,14 +160,46 @@ def _clear_demo_files(data_dir: Path) -> None:
     printables = data_dir / "printables"
     for pdf in printables.glob(PRINTABLE_PATTERN):
         pdf.unlink()
-    for folder in (*(maildir / part for part in _MAILDIR_PARTS), maildir, texts, printables):
+    _remove_empty(*(maildir / part for part in _MAILDIR_PARTS), maildir, texts, printables)
+    _clear_fulfilment(data_dir / "fulfilment")
+
+
+def _clear_fulfilment(folder: Path) -> None:
+    """The vendor's key, the batches dropped (each written complete, or a hidden try that
+    died half-way) and the demo's report files wherever the inbox moved them."""
+    (folder / VENDOR_KEY).unlink(missing_ok=True)
+    drop, inbox = folder / "drop", folder / "inbox"
+    batch_folders = [p for p in (*drop.glob("GQ-*"), *drop.glob(".GQ-*.tmp")) if p.is_dir()]
+    for batch in batch_folders:
+        for name in (MANIFEST_FILE, SLIPS_FILE):
+            (batch / name).unlink(missing_ok=True)
+    places = (inbox / "done", inbox / "refused", inbox)
+    for place in places:
+        # The report, its .errors.txt if it was refused, and its hidden name before the rename.
+        for report in (*place.glob(f"{REPORT_PATTERN}*"), *place.glob(f".{REPORT_PATTERN}.tmp")):
+            report.unlink()
+    _remove_empty(*batch_folders, drop, *places, folder)
+
+
+def _remove_empty(*folders: Path) -> None:
+    for folder in folders:
         # Left in place if someone put something else there.
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
 
-def _configure(data_dir: Path) -> None:
-    """Embedded defaults for this process: its settings, engine and Celery app follow."""
+def _configure(data_dir: Path) -> PrivateKey:
+    """Embedded defaults for this process: its settings, engine and Celery app follow.
+
+    Returns the vendor's private key: the demo makes the vendor's key pair, gives giftq
+    the public half and keeps the private half where the vendor would, in a file.
+    """
+    vendor_key = PrivateKey.generate()
+    fulfilment_dir = data_dir / "fulfilment"
+    fulfilment_dir.mkdir(exist_ok=True)
+    key_file = fulfilment_dir / VENDOR_KEY
+    key_file.touch(mode=0o600)
+    key_file.write_text(base64.b64encode(bytes(vendor_key)).decode() + "\n")
     os.environ.update(
         GIFTQ_DATA_DIR=str(data_dir),
         GIFTQ_BROKER_URL="memory://localhost/",
@@ -138,6 +209,12 @@ def _configure(data_dir: Path) -> None:
         GIFTQ_SMS_BACKEND="sink",
         GIFTQ_SMS_RATE_PER_SECOND="10",
         GIFTQ_PRINTABLE_BACKEND="email",
+        GIFTQ_FULFILMENT_BACKEND="file",
+        GIFTQ_FULFILMENT_DROP_DIR=str(fulfilment_dir / "drop"),
+        GIFTQ_FULFILMENT_INBOX_DIR=str(fulfilment_dir / "inbox"),
+        GIFTQ_FULFILMENT_VENDOR_PUBLIC_KEY=base64.b64encode(bytes(vendor_key.public_key)).decode(),
+        GIFTQ_PUBLIC_BASE_URL="http://127.0.0.1",  # replaced by the API's address once it listens
+        GIFTQ_HANDOVER_SECRET=secrets.token_urlsafe(32),
     )
     for name in (
         "GIFTQ_DATABASE_URL",
@@ -148,10 +225,50 @@ def _configure(data_dir: Path) -> None:
         "GIFTQ_SMS_MESSAGING_SERVICE_SID",
         "GIFTQ_SMS_FROM_NUMBER",
         "GIFTQ_SMS_RATE_REDIS_URL",
+        "GIFTQ_SMS_STATUS_CALLBACK_URL",  # the API's /sms/status, under the public base URL
+        "GIFTQ_FULFILMENT_SHIP_TO",
+        "GIFTQ_HANDOVER_MAX_SECONDS",
     ):
         os.environ.pop(name, None)
     reset_settings()
     reset_engine()
+    registry.close_all()  # senders built from earlier settings (an earlier demo in this process)
+    return vendor_key
+
+
+@contextmanager
+def _api() -> Iterator[str]:
+    """``giftq api``'s app, served by uvicorn on a thread of this process; yields its address.
+
+    The listening socket is bound first, so that its free port is known before the app is
+    made: it is ``GIFTQ_PUBLIC_BASE_URL``, the address in every gift's redeem link and
+    where the text provider reports to (``/sms/status``).
+    """
+    from api.app import create_app  # noqa: PLC0415 - FastAPI loads for the demo only, not every giftq command
+
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        os.environ["GIFTQ_PUBLIC_BASE_URL"] = base_url
+        reset_settings()
+        for name in ("uvicorn", "api.access"):
+            # A line per request would bury the demo's story (--keep-serving turns the access log on).
+            logging.getLogger(name).setLevel(logging.WARNING)
+        config = uvicorn.Config(create_app(), log_config=None, access_log=False, server_header=False)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+        thread.start()
+        _wait("the HTTP API to listen", lambda: server.started or not thread.is_alive())
+        if not server.started:
+            raise typer.Exit("the HTTP API did not start")  # type: ignore[arg-type]
+        try:
+            yield base_url
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+    finally:
+        listener.close()
 
 
 @contextmanager
@@ -164,15 +281,14 @@ def _mail_sink(maildir: Path) -> Iterator[SmtpSink]:
 
 
 @contextmanager
-def _text_sink(directory: Path, Session: sessionmaker[Session]) -> Iterator[SmsSink]:
-    """The provider's stand-in, and the endpoint its delivery reports come back to."""
-    with StatusEndpoint(Session) as endpoint, SmsSink(directory, report=Report(delay=0.2)) as sink:
+def _text_sink(directory: Path) -> Iterator[SmsSink]:
+    """The provider's stand-in; its delivery reports come back to the API's ``/sms/status``."""
+    with SmsSink(directory, report=Report(delay=0.2)) as sink:
         os.environ.update(
             GIFTQ_SMS_API_BASE_URL=sink.base_url,
             GIFTQ_SMS_ACCOUNT_SID=sink.account_sid,
             GIFTQ_SMS_AUTH_TOKEN=sink.auth_token,
             GIFTQ_SMS_FROM_NUMBER=DEMO_SENDER,
-            GIFTQ_SMS_STATUS_CALLBACK_URL=endpoint.url,
         )
         reset_settings()
         close_sms_transport()
@@ -190,8 +306,13 @@ def _worker() -> Iterator[Any]:
         **celery_app.conf.broker_transport_options,
         "polling_interval": 0.05,
     }
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING") as worker:
         yield celery_app
+        # Left to itself, the worker sees that it should stop only when its wait for a
+        # message times out (2 s, then more): a remote-control "shutdown" is a message,
+        # and stops it at once (after the task in hand, if any).
+        logging.getLogger("celery.worker.control").setLevel(logging.ERROR)  # its "Got shutdown" warning
+        celery_app.control.broadcast("shutdown", destination=[worker.hostname])
     close_transport()
     reset_app()
 
@@ -248,6 +369,14 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink, texts: Sms
                     "message": "Thank you for the Analytical Engine notes!",
                     "recipient": {"name": "Charles Babbage"},
                 },
+                {
+                    "channel": "physical",
+                    "amount": 2500,
+                    "marketplace": "US",
+                    "design": "birthday",
+                    "message": "For the next trajectory.",
+                    "recipient": {"name": "Katherine Johnson", "address": DEMO_ADDRESS},
+                },
             ],
         },
         idempotency_key="demo-order-1",
@@ -303,10 +432,12 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink, texts: Sms
     deliveries = Table("order", "what", "to", "status", "due (UTC)")
     for order in orders:
         for d in order.deliveries:
+            what = f"{d.kind} ({d.channel})" if d.kind == "gift" else d.kind
             deliveries.add_row(
-                str(order.id), d.kind, d.to_address or "", d.status, d.due_at.strftime("%Y-%m-%d %H:%M")
+                str(order.id), what, d.to_address or d.to_name, d.status, d.due_at.strftime("%Y-%m-%d %H:%M")
             )
     console.print(deliveries)
+    console.print("(the physical card waits for the vendor's cut-off; the birthday gift for its day)")
 
     gift = next(m for m in _mailbox(maildir) if "ada@example.com" in str(m["To"]))
     body = gift.get_body(preferencelist=("plain",))
@@ -344,7 +475,114 @@ def _text_delivered(Session: sessionmaker[Session]) -> bool:
         )
 
 
-def run_ledger_demo(Session: sessionmaker[Session], code: str) -> ledger.ReconciliationReport:
+def _redeem(Session: sessionmaker[Session], label: str, code: str, *, account: str, key: str) -> None:
+    """Redeem ``code`` into ``account`` (US) and say what came of it."""
+    try:
+        result = ledger.redeem_code(Session, code, account=account, marketplace="US", idempotency_key=key)
+    except RedemptionRefused as refusal:
+        console.print(f"{label}: [yellow]{refusal.reason}[/yellow]: {refusal}")
+        return
+    console.print(
+        f"{label}: [green]added {_money(result.amount, 'US')}[/green], "
+        f"balance {_money(result.balance_after, 'US')}"
+    )
+
+
+def run_physical_demo(Session: sessionmaker[Session], vendor_key: PrivateKey) -> Path:
+    """Katherine's card: to the vendor at the cut-off, opened, refused, shipped, redeemed.
+    Returns the batch's folder."""
+    console.rule("[bold]Physical card")
+    with Session() as session:
+        (waiting,) = fulfilment.awaiting(session)
+    console.print(
+        f"Katherine's card ({waiting.card}) waits for the vendor's next cut-off, "
+        f"{waiting.due_at:%Y-%m-%d %H:%M} UTC; the demo makes that batch now, as beat would then."
+    )
+    # What `giftq fulfilment run` does, with the clock at the cut-off rather than now.
+    made = batches.run(Session, release_due=waiting.due_at)
+    with Session() as session:
+        batch = fulfilment.list_batches(session, limit=1)[0]
+    folder = backends.drop_dir() / batch.ref
+    console.print(
+        f"Batch {batch.ref} ({made.sent} card): a folder in the vendor's drop, written whole, then renamed:"
+    )
+    print(f"  {_shown(folder / MANIFEST_FILE)}")
+    print(f"  {_shown(folder / SLIPS_FILE)}")
+
+    key_file = get_settings().data_dir / "fulfilment" / VENDOR_KEY
+    console.print(
+        f"The vendor reads the manifest and opens code_sealed with its private key, {_shown(key_file)}:"
+    )
+    (row,) = csv.DictReader(io.StringIO((folder / MANIFEST_FILE).read_text("utf-8"), newline=""))
+    code = SealedBox(vendor_key).decrypt(base64.b64decode(row["code_sealed"])).decode("ascii")
+    address = ", ".join(
+        part
+        for part in (
+            row["recipient_name"],
+            row["address_line1"],
+            f"{row['city']} {row['region']} {row['postal_code']}",
+            row["country"],
+        )
+        if part.strip()
+    )
+    for field, value in (
+        ("item_ref", row["item_ref"]),
+        ("ship to", address),
+        ("card", f"{row['amount_text']}, design {row['design']}, from {row['sender_name']}"),
+        ("key_id", f"{row['key_id']} (the vendor's public key, first 4 bytes)"),
+        ("code_sealed", f"{row['code_sealed'][:16]}… ({len(row['code_sealed'])} characters of base64)"),
+        ("opened", f"{redact(code)} (masked here; the vendor prints it on the card)"),
+    ):
+        print(f"  {field:<12} {value}")
+
+    _redeem(
+        Session, "Katherine's code, before the card ships", code, account="katherine", key="demo:kj:early"
+    )
+
+    report = io.StringIO(newline="")
+    writer = csv.writer(report, lineterminator="\r\n")
+    writer.writerow(("item_ref", "event", "carrier", "tracking_number", "tracking_url"))
+    writer.writerow((row["item_ref"], "shipped", *TRACKING))
+    inbox = reports.inbox_dir()
+    inbox.mkdir(parents=True, exist_ok=True)
+    name = f"shipped-{batch.ref}.csv"  # a REPORT_PATTERN name: the next run's clean-up removes it
+    hidden = inbox / f".{name}.tmp"  # renamed once complete, as the vendor's contract says
+    hidden.write_text(report.getvalue(), encoding="utf-8")
+    hidden.rename(inbox / name)
+    console.print(f"The vendor ships the card and drops its report, {_shown(inbox / name)}:")
+    for line in report.getvalue().splitlines():
+        print(f"  {line}")
+    # What `giftq fulfilment reports` does (beat runs it every minute).
+    for result in reports.process_inbox(Session):
+        if result.applied is None:
+            console.print(f"{result.name}: [red]refused[/red]: {'; '.join(map(str, result.problems))}")
+            raise typer.Exit(1)
+        console.print(f"{result.name}: applied, moved to done/; {len(result.applied.changed)} card shipped")
+    with Session() as session:
+        status = ledger.find_card(session, code).status
+    console.print(f"Katherine's card {waiting.card} is now [bold]{status}[/bold]")
+
+    maildir = get_settings().data_dir / "mail"
+    tracking = _wait(
+        "the purchaser's tracking email",
+        lambda: next((m for m in _mailbox(maildir) if TRACKING[1] in _plain(m)), None),
+    )
+    console.print(f"to {tracking['To']}: {tracking['Subject']}")
+    for line in _plain(tracking).splitlines():
+        if TRACKING[1] in line:
+            print(f"  {line.strip()}")
+
+    _redeem(Session, "Katherine's code once it shipped", code, account="katherine", key="demo:kj")
+    return folder
+
+
+def _plain(message: email.message.EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    return str(body.get_content()) if body is not None else ""
+
+
+def run_checkout_demo(Session: sessionmaker[Session], code: str) -> None:
+    """Ada redeems the code from her email and spends the balance at checkout."""
     console.rule("[bold]Redeem")
     typo = code.replace("-", " ").lower()
     typo = typo[:3] + ("2" if typo[3] != "2" else "3") + typo[4:]
@@ -353,16 +591,7 @@ def run_ledger_demo(Session: sessionmaker[Session], code: str) -> ledger.Reconci
         ("the real code, lower case with spaces", code.replace("-", " ").lower(), "demo:redeem"),
         ("the same code again", code, "demo:redeem:again"),
     ]:
-        try:
-            result = ledger.redeem_code(
-                Session, attempt, account="ada", marketplace="US", idempotency_key=key
-            )
-            console.print(
-                f"{label}: [green]added {_money(result.amount, 'US')}[/green], "
-                f"balance {_money(result.balance_after, 'US')}"
-            )
-        except RedemptionRefused as refusal:
-            console.print(f"{label}: [yellow]{refusal.reason}[/yellow]: {refusal}")
+        _redeem(Session, label, attempt, account="ada", key=key)
 
     console.rule("[bold]Checkout")
     with Session.begin() as session:
@@ -392,6 +621,8 @@ def run_ledger_demo(Session: sessionmaker[Session], code: str) -> ledger.Reconci
             )
         console.print(history)
 
+
+def run_reconcile(Session: sessionmaker[Session]) -> ledger.ReconciliationReport:
     console.rule("[bold]Reconcile")
     with Session.begin() as session:
         report = ledger.reconcile(session)
@@ -403,6 +634,45 @@ def run_ledger_demo(Session: sessionmaker[Session], code: str) -> ledger.Reconci
     console.print(recon)
     console.print("[green]ledger balances[/green]" if report.ok else f"[red]{report.problems}[/red]")
     return report
+
+
+def run_pages_demo(base_url: str) -> list[int]:
+    """The recipient's pages on the running API: the redeem page, reached by a hand-over
+    link as a store makes it for its signed-in customer, and the balance page; each
+    fetched once over HTTP. Returns the HTTP status of each."""
+    from api.pages import handover  # noqa: PLC0415 - FastAPI loads for the demo only
+
+    console.rule("[bold]Pages")
+    key = handover.secret()
+    if key is None:  # _configure set GIFTQ_HANDOVER_SECRET
+        raise typer.Exit("GIFTQ_HANDOVER_SECRET is not set")  # type: ignore[arg-type]
+    ttl = get_settings().handover_max_seconds
+    redeem = handover.link(base_url, key, "UK", "charles", int(time.time()) + ttl)
+    balance = f"{base_url}/uk/balance"
+    console.print(
+        "Charles adds the card Grace printed for him (its code is in the PDF) to his balance. "
+        f"His store would send him to this link, which signs him in (for {ttl // 60} minutes):"
+    )
+    print(f"  {redeem}")  # plain print: rich would wrap it, and it is for copying
+    console.print("Anyone can check what a card holds, without signing in:")
+    print(f"  {balance}")
+    statuses = []
+    with httpx.Client(timeout=10) as client:
+        for name, url in (("the redeem page", redeem), ("the balance page", balance)):
+            answer = client.get(url, follow_redirects=True)
+            statuses.append(answer.status_code)
+            console.print(f"{name} answers HTTP {answer.status_code}: {_page_says(answer.text)}")
+    return statuses
+
+
+def _page_says(page: str) -> str:
+    """A page's heading, and the balance it shows, as text."""
+    found = [
+        html.unescape(m.group(1)).strip()
+        for pattern in (r"<h1>(.*?)</h1>", r'<p class="balance">(.*?)</p>')
+        if (m := re.search(pattern, page, re.DOTALL))
+    ]
+    return "; ".join(f"“{text}”" for text in found)
 
 
 def _shown(path: Path) -> str:
@@ -424,7 +694,7 @@ def _giftq_command() -> str:
 
 
 def look_around_commands(
-    data_dir: Path, order_id: int, card_id: int, *, shell_database_url: str = ""
+    data_dir: Path, order_id: int, card_id: int, batch: Path, *, shell_database_url: str = ""
 ) -> list[tuple[str, str]]:
     """Commands that show what the demo left behind, each with what it shows."""
     env = f"GIFTQ_DATA_DIR={_shown(data_dir)}"
@@ -434,9 +704,11 @@ def look_around_commands(
     return [
         (f"{env} {giftq} ops order {order_id}", "the first order: lines, cards (masked), deliveries"),
         (f"{env} {giftq} ops card {card_id}", "Ada's card and its deliveries"),
+        (f"{env} {giftq} fulfilment shipped", "Katherine's card, shipped, with its tracking number"),
         (f"ls {_shown(data_dir / 'mail' / 'new')}", f"every email as an {MESSAGE_SUFFIX} file"),
         (f"ls {_shown(data_dir / 'sms')}", "every text message as a JSON file"),
         (f"ls {_shown(data_dir / 'printables')}", "the printable card as a PDF, to open and print"),
+        (f"ls {_shown(batch)}", "the batch the vendor took: the manifest (codes sealed), packing slips"),
     ]
 
 
@@ -446,6 +718,10 @@ def demo(
         Path,
         typer.Option(help="Where the demo keeps its files: a new or empty folder, or one it made before."),
     ] = Path("var/demo"),
+    keep_serving: Annotated[
+        bool,
+        typer.Option(help="At the end, keep the HTTP API and its pages up until Ctrl-C, to click around."),
+    ] = False,
 ) -> None:
     """Run the demo."""
     data_dir = data_dir.resolve()
@@ -455,26 +731,53 @@ def demo(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     database_url_in_shell = os.environ.get("GIFTQ_DATABASE_URL", "")
-    _configure(data_dir)
+    vendor_key = _configure(data_dir)
     url = get_settings().sqlalchemy_url
     logging.getLogger("alembic").setLevel(logging.WARNING)
     migrate.upgrade(url)
     engine = make_engine(url)
     Session = sessionmaker(engine, expire_on_commit=False)
     try:
-        with _mail_sink(data_dir / "mail") as sink, _text_sink(data_dir / "sms", Session) as texts, _worker():
-            order_id, code = run_pipeline_demo(Session, sink, texts)
-        report = run_ledger_demo(Session, code)
-        with Session() as session:
-            card_id = ledger.find_card(session, code).card_id
+        with _api() as base_url:
+            with _mail_sink(data_dir / "mail") as sink, _text_sink(data_dir / "sms") as texts, _worker():
+                order_id, code = run_pipeline_demo(Session, sink, texts)
+                run_checkout_demo(Session, code)
+                batch = run_physical_demo(Session, vendor_key)
+            report = run_reconcile(Session)
+            if not report.ok:
+                raise typer.Exit(1)
+            pages = run_pages_demo(base_url)
+            with Session() as session:
+                card_id = ledger.find_card(session, code).card_id
+            console.rule("[bold]Look around")
+            commands = look_around_commands(
+                data_dir, order_id, card_id, batch, shell_database_url=database_url_in_shell
+            )
+            width = max(len(command) for command, _ in commands)
+            for command, what in commands:
+                # Plain print: rich would wrap a long path, and these lines are for copying.
+                print(f"  {command:<{width}}  # {what}")
+            if any(status != 200 for status in pages):
+                raise typer.Exit(1)
+            if keep_serving:
+                _serve_until_interrupted(base_url)
+            else:
+                console.print(
+                    "\nThe API stops with the demo; giftq demo --keep-serving keeps it and the pages up."
+                )
     finally:
         engine.dispose()
         reset_engine()
-    if not report.ok:
-        raise typer.Exit(1)
-    console.rule("[bold]Look around")
-    commands = look_around_commands(data_dir, order_id, card_id, shell_database_url=database_url_in_shell)
-    width = max(len(command) for command, _ in commands)
-    for command, what in commands:
-        # Plain print: rich would wrap a long path, and these lines are for copying.
-        print(f"  {command:<{width}}  # {what}")
+        registry.close_all()
+
+
+def _serve_until_interrupted(base_url: str) -> None:
+    """Wait for Ctrl-C while the API's thread answers whoever opens the pages."""
+    logging.getLogger("api.access").setLevel(logging.INFO)  # each page a person opens, a line
+    console.print(f"\nThe HTTP API and the pages above answer at {base_url} (docs at {base_url}/docs).")
+    console.print("Press Ctrl-C to stop.")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopped")
