@@ -1,4 +1,4 @@
-"""A status-callback endpoint for a process that runs no HTTP API (the demo, tests).
+"""A status-callback endpoint for a process that runs no HTTP API (tests).
 
 The HTTP API mounts :func:`~delivery.channels.sms.reports.apply_status_callback` at
 ``/sms/status``; this is the same call behind the standard library's HTTP server, on
