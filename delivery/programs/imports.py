@@ -153,33 +153,41 @@ def _validate(
     valid: list[_Valid[T]] = []
     first_row_of: dict[str, int] = {}
     for number, cells in table:
-        try:
-            value = parse(cells)
-        except (InvalidProgram, InvalidOrder) as exc:
-            report.errors += [RowError(number, e.path, e.message) for e in exc.errors]
-            progress.advance(1)
-            continue
-        key = key_prefix + content_key(value)
-        if cells.get("row_id", "").strip():
+        progress.advance(1)
+        row_id = cells.get("row_id", "").strip()
+        key: str | None = None
+        if row_id:
             try:
-                key = key_prefix + "row:" + _ROW_ID.validate_python(cells["row_id"].strip())
+                key = key_prefix + "row:" + _ROW_ID.validate_python(row_id)
             except ValidationError:
                 report.errors.append(
                     RowError(number, "row_id", "must be 1-100 printable ASCII characters, no spaces")
                 )
-                progress.advance(1)
+            if key is not None and _seen(key, number, first_row_of, report):
                 continue
-        if key in first_row_of:
-            report.errors.append(
-                RowError(
-                    number, "row_id", f"the same row as row {first_row_of[key]} (give each its own row_id)"
-                )
-            )
-        else:
-            first_row_of[key] = number
+        try:
+            value = parse(cells)
+        except (InvalidProgram, InvalidOrder) as exc:
+            report.errors += [RowError(number, e.path, e.message) for e in exc.errors]
+            continue
+        if not row_id:
+            key = key_prefix + content_key(value)
+            if _seen(key, number, first_row_of, report):
+                continue
+        if key is not None:
             valid.append(_Valid(number, key, value))
-        progress.advance(1)
     return valid
+
+
+def _seen(key: str, number: int, first_row_of: dict[str, int], report: ImportReport) -> bool:
+    """Whether an earlier row of the file has this key (an error: one of them is a mistake)."""
+    if key in first_row_of:
+        report.errors.append(
+            RowError(number, "row_id", f"the same row as row {first_row_of[key]} (give each its own row_id)")
+        )
+        return True
+    first_row_of[key] = number
+    return False
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

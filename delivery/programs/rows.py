@@ -151,22 +151,41 @@ def _present(row: Mapping[str, str]) -> dict[str, str]:
     return {k: v.strip() for k, v in row.items() if k != "row_id" and v is not None and v.strip()}
 
 
+def _with_amount(cells: dict[str, Any]) -> list[FieldError]:
+    """Read the amount cell as an int in place; a bad one is an error, and a stand-in lets the
+    other cells still be checked, so that one pass names every bad cell of the row."""
+    if "amount" not in cells:
+        return []
+    try:
+        cells["amount"] = _amount(cells["amount"])
+    except InvalidProgram as exc:
+        cells["amount"] = 1
+        return list(exc.errors)
+    return []
+
+
 def program_row(row: Mapping[str, str]) -> ProgramSpec:
-    cells = _present(row)
-    if "amount" in cells:
-        cells["amount"] = _amount(cells["amount"])  # type: ignore[assignment]
-    return parse_program(cells)
+    cells: dict[str, Any] = _present(row)
+    errors = _with_amount(cells)
+    try:
+        spec = parse_program(cells)
+    except InvalidProgram as exc:
+        errors += exc.errors
+    if errors:
+        raise InvalidProgram(errors)
+    return spec
 
 
 def schedule_row(row: Mapping[str, str]) -> schemas.Order:
     """A one-off send: one order of one line, checked by the order schema."""
-    cells = _present(row)
+    cells: dict[str, Any] = _present(row)
     channel = cells.get("channel", "")
-    if channel in ("physical",):
+    if channel == "physical":
         raise InvalidOrder(
             [FieldError("channel", "physical cards need a postal address: place them as orders")]
         )
-    amount: Any = _amount(cells["amount"]) if "amount" in cells else None
+    errors = _with_amount(cells)
+    amount = cells.get("amount")
     recipient = {k: cells[f"recipient_{k}"] for k in ("name", "email", "phone") if f"recipient_{k}" in cells}
     line: dict[str, Any] = {
         "channel": channel,
@@ -185,11 +204,12 @@ def schedule_row(row: Mapping[str, str]) -> schemas.Order:
     if "reference" in cells:
         order["reference"] = cells["reference"]
     try:
-        return schemas.parse_order(order)
+        parsed = schemas.parse_order(order)
     except InvalidOrder as exc:
-        raise InvalidOrder(
-            [FieldError(_ORDER_PATHS.get(e.path, e.path), e.message) for e in exc.errors]
-        ) from None
+        errors += [FieldError(_ORDER_PATHS.get(e.path, e.path), e.message) for e in exc.errors]
+    if errors:
+        raise InvalidOrder(errors)
+    return parsed
 
 
 def content_hash(text: str) -> str:
