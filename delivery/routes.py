@@ -14,6 +14,7 @@ ROUTES: dict[str, str] = {
     **{info.task: info.queue for info in CHANNELS.values()},
     "giftq.dispatch_due": "scheduler",
     "giftq.sweep": "scheduler",
+    "giftq.place_programs": "scheduler",
     # Physical cards: the batch at each cut-off, and the vendor's report files.
     "giftq.fulfilment_batch": "fulfilment",
     "giftq.fulfilment_reports": "fulfilment",

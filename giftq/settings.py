@@ -231,6 +231,17 @@ class Settings(BaseSettings):
     fulfilment_ship_to: dict[str, tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")], ...]] = {}
     """Per marketplace, the countries it ships physical cards to (default: its own country)."""
 
+    # --- birthday programs (delivery.programs) ---
+    program_lead_days: int = Field(default=7, ge=0, le=60)
+    """A program's yearly gift is placed this many days before its send time."""
+    program_catch_up_hours: float = Field(default=48, ge=0)
+    """A placement missed (nothing ran) is still made this long after its time; later, it is
+    skipped as too late and recorded for ops."""
+    program_interval_seconds: float = Field(default=300, gt=0)
+    """How often beat places the programs' due gifts."""
+    import_batch_size: int = Field(default=1000, gt=0, le=50_000)
+    """CSV imports write this many rows per transaction."""
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

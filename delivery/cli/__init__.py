@@ -12,6 +12,8 @@ from delivery.channels.physical import cli as fulfilment_cli
 from delivery.channels.sms import cli as sms_sink
 from delivery.cli import db, demo, sink
 from delivery.cli import ops as ops_cli
+from delivery.cli import programs as programs_cli
+from delivery.cli import schedule as schedule_cli
 from delivery.logs import configure_logging
 from giftq.settings import SettingsError, get_settings
 
@@ -38,4 +40,6 @@ app.add_typer(ops_cli.app, name="ops")
 app.add_typer(fulfilment_cli.app, name="fulfilment")
 app.add_typer(api_cli.serve_app, name="api")
 app.add_typer(api_cli.keys_app, name="api-keys")
+app.add_typer(programs_cli.app, name="programs")
+app.add_typer(schedule_cli.app, name="schedule")
 # Command groups register here, one line each.

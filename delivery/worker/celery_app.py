@@ -14,6 +14,7 @@ giftq.dispatch_printable printables ``delivery_ids``: render and send printable 
 giftq.dispatch_physical fulfilment  ``delivery_ids``: hand physical cards to fulfilment
 giftq.dispatch_due      scheduler   none: release due scheduled sends and retries (beat)
 giftq.sweep             scheduler   none: re-enqueue stuck orders and deliveries (beat)
+giftq.place_programs    scheduler   none: place the birthday programs' due gifts (beat)
 giftq.fulfilment_batch  fulfilment  none: physical cards' batch at each cut-off (beat)
 giftq.fulfilment_reports fulfilment none: apply the vendor's report files (beat)
 ======================  ==========  =============================================
@@ -133,6 +134,11 @@ def celery_config(s: Settings) -> dict[str, Any]:
                 "task": "giftq.sweep",
                 "schedule": s.sweep_interval_seconds,
                 "options": {"expires": s.sweep_interval_seconds},
+            },
+            "place-programs": {
+                "task": "giftq.place_programs",
+                "schedule": s.program_interval_seconds,
+                "options": {"expires": s.program_interval_seconds},
             },
             **_fulfilment_beat(s),
         },

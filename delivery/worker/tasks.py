@@ -23,6 +23,7 @@ from delivery.errors import FieldError, IdempotencyConflict, InvalidOrder, NotFo
 from delivery.models import Channel
 from delivery.orders import intake, processing, schemas
 from delivery.outbox import Message, publish
+from delivery.programs import tasks as program_tasks
 from giftq.db import session_factory, utcnow
 from giftq.settings import get_settings
 from ledger.errors import LedgerError
@@ -196,3 +197,9 @@ def sweep() -> dict[str, int]:
     """Re-enqueue stuck orders and deliveries (sent by beat)."""
     with session_factory().begin() as session:
         return sweeper.sweep(session).as_dict()
+
+
+@giftq_task("giftq.place_programs", **_DB_RETRY)
+def place_programs() -> dict[str, int]:
+    """Place the birthday programs' gifts that are due (sent by beat)."""
+    return program_tasks.place_due_programs(session_factory(), now=utcnow())

@@ -54,6 +54,7 @@ def test_task_names_and_queues_are_stable() -> None:
             "giftq.dispatch_physical",
             "giftq.dispatch_due",
             "giftq.sweep",
+            "giftq.place_programs",
             "giftq.fulfilment_batch",
             "giftq.fulfilment_reports",
         }
@@ -64,9 +65,10 @@ def test_task_names_and_queues_are_stable() -> None:
     assert ROUTES["giftq.dispatch_printable"] == "printables"
     assert ROUTES["giftq.dispatch_physical"] == "fulfilment"
     assert ROUTES["giftq.fulfilment_batch"] == ROUTES["giftq.fulfilment_reports"] == "fulfilment"
-    assert {ROUTES["giftq.dispatch_due"], ROUTES["giftq.sweep"]} == {"scheduler"}
+    scheduler_tasks = ("giftq.dispatch_due", "giftq.sweep", "giftq.place_programs")
+    assert {ROUTES[name] for name in scheduler_tasks} == {"scheduler"}
     beat = {entry["task"] for entry in app.conf.beat_schedule.values()}
-    assert beat == {"giftq.dispatch_due", "giftq.sweep"}
+    assert beat == {"giftq.dispatch_due", "giftq.sweep", "giftq.place_programs"}
     app.close()
 
 
