@@ -109,10 +109,11 @@ def history(
         say(f"more: --cursor {page.next_cursor}")
 
 
-def _currency(amount: int, currency: str) -> str:
-    # Reconciliation is per currency; EUR is shared by DE and FR, so name any marketplace of it.
+def _units(amount: int, currency: str) -> str:
+    # Reconciliation is per currency (EUR is shared by DE and FR): any marketplace of it
+    # gives the minor units; the currency has its own column.
     market = next(m for m in ledger.MARKETPLACES.values() if m.currency == currency)
-    return money(amount, market.code)
+    return money(amount, market.code).removesuffix(f" {currency}")
 
 
 @app.command()
@@ -146,7 +147,7 @@ def reconcile(json: JsonOption = False, debug: DebugOption = False) -> None:
         ]
         rows = [
             [t.currency]
-            + [_currency(v, t.currency) for v in (t.card, t.wallet, t.hold, t.revenue, t.funding, t.total)]
+            + [_units(v, t.currency) for v in (t.card, t.wallet, t.hold, t.revenue, t.funding, t.total)]
             for t in report.currencies
         ]
         show(table("reconciliation", columns, rows))

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -36,7 +37,7 @@ def say(text: str) -> None:
 def show(*renderables: RenderableType) -> None:
     out = console()
     for renderable in renderables:
-        out.print(renderable)
+        out.print(renderable, crop=False)
 
 
 def plain(value: Any) -> Any:
@@ -87,26 +88,32 @@ class Column:
 
 
 def table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> RenderableType:
-    """A table, or one block per row when its whole columns do not fit the width."""
-    grid = Table(title=title, title_justify="left")
+    """A table, or one block per row when it would cut an id or split a word at this width."""
+    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
         grid.add_column(column.name, no_wrap=column.whole, overflow="fold")
     for row in rows:
         grid.add_row(*row)
     out = console()
-    if not rows or out.measure(grid).minimum <= out.width:
+    with out.capture() as captured:
+        out.print(grid)
+    shown = captured.get()
+    words = {w for c in columns for w in c.name.split()} | {
+        w for row in rows for cell in row for w in cell.split()
+    }
+    whole = {cell for row in rows for c, cell in zip(columns, row, strict=True) if c.whole}
+    if all(w in shown for w in words | whole):
         return grid
     return _blocks(title, columns, rows)
 
 
 def _blocks(title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> RenderableType:
-    label = max(len(c.name) for c in columns)
-    parts: list[RenderableType] = [Text(title, style="italic")]
+    label = max(len(c.name) for c in columns) + 1
+    lines: list[RenderableType] = [Text(title, style="italic")]
     for row in rows:
-        block = Table.grid(padding=(0, 1))
-        block.add_column(no_wrap=True, width=label + 1)
-        block.add_column(overflow="fold")
+        lines.append(Text(""))
         for column, value in zip(columns, row, strict=True):
-            block.add_row(f"{column.name}:", Text(value, no_wrap=column.whole))
-        parts += [Text(""), block]
-    return Group(*parts)
+            line = f"{column.name + ':':<{label}} {value}"
+            # A whole value runs past the edge rather than being cut (show() does not crop).
+            lines.append(Text(line, no_wrap=True, overflow="ignore") if column.whole else Text(line))
+    return Group(*lines)
