@@ -182,17 +182,6 @@ def test_every_action_and_refusal_is_audited_with_who_what_and_the_result(
     assert "alice" in table.output and "already cancelled" in table.output
 
 
-def test_the_audit_log_never_holds_a_code(Session: sessionmaker[Session]) -> None:
-    from delivery.ops import audit
-    from delivery.ops.models import Outcome
-
-    with pytest.raises(ValueError, match="never written"), Session.begin() as s:
-        audit.record(
-            s, actor="a", action="ops card", arguments={"code": "x"}, outcome=Outcome.DONE, detail=""
-        )
-    assert audit_rows(Session) == []
-
-
 def test_an_unexpected_error_is_one_line_unless_debug(
     Session: sessionmaker[Session], issued_order: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
