@@ -81,6 +81,8 @@ def reading(*, debug: bool = False) -> Iterator[Session]:
     try:
         with session_factory().begin() as session:
             yield session
+    except typer.Exit:
+        raise
     except EXPECTED as exc:
         fail(str(exc))
     except Exception as exc:
