@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import api.models  # noqa: F401 - registers the HTTP API's tables
 import delivery.channels.models
-import delivery.models  # registers the delivery tables
+import delivery.models
+import delivery.ops.models
 import delivery.programs.models  # noqa: F401 - registers the birthday programs' tables
 import ledger.models  # noqa: F401 - registers the ledger tables
 from giftq.db import Base

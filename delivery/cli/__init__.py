@@ -11,6 +11,7 @@ from api import cli as api_cli
 from delivery.channels.physical import cli as fulfilment_cli
 from delivery.channels.sms import cli as sms_sink
 from delivery.cli import db, demo, sink
+from delivery.cli import ledger as ledger_cli
 from delivery.cli import ops as ops_cli
 from delivery.cli import programs as programs_cli
 from delivery.cli import schedule as schedule_cli
@@ -37,6 +38,7 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(sink.app, name="smtp-sink")
 app.add_typer(sms_sink.app, name="sms-sink")
 app.add_typer(ops_cli.app, name="ops")
+app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(fulfilment_cli.app, name="fulfilment")
 app.add_typer(api_cli.serve_app, name="api")
 app.add_typer(api_cli.keys_app, name="api-keys")

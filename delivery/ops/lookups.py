@@ -1,7 +1,10 @@
-"""Look-ups for ops: orders, cards, deliveries and their attempts, always masked.
+"""Look-ups for ops: orders (by id or the storefront's reference), cards (by id or by
+the code a customer reads out), deliveries and their attempts, always masked.
 
 A card is shown as its id and ``••••-••••-••••-•XXXX`` (the last four characters of its
-code); the code itself is never read here.
+code); the code itself is never read here. A code typed to find a card is folded as
+redemption folds it (case, spaces, dashes, O->0, I/L->1) and only its keyed hash is
+looked up.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from delivery.errors import NotFound
 from delivery.models import Delivery, DeliveryAttempt, DeliveryKind, Order, OrderLine, SuppressedAddress
 from delivery.states import FINAL_FAILURES, DeliveryStatus
 from giftq.db import utcnow
-from ledger import CardView, get_card
+from ledger import CardView, find_card, get_card
 from ledger.codes.text import mask
 from ledger.errors import LedgerError
+from ledger.models import Account, Redemption
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +83,22 @@ class OrderView:
 
 
 @dataclass(frozen=True, slots=True)
+class SuppressedView:
+    address: str
+    code: int | None
+    response: str
+    since: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CardLookup:
     card: CardView
     masked_code: str
     order_id: int | None
     line_id: int | None
     deliveries: tuple[DeliveryView, ...]
+    redeemed_by: str | None = None
+    """The recipient account (the storefront's customer reference) it was redeemed into."""
 
 
 def masked_card(card_id: int | None, last4: str | None) -> str | None:
@@ -139,6 +153,23 @@ def lookup_order(session: Session, order_id: int) -> OrderView:
     order = session.get(Order, order_id)
     if order is None:
         raise NotFound(f"no order {order_id}")
+    return _order_view(session, order)
+
+
+def lookup_order_by_reference(session: Session, reference: str) -> OrderView:
+    """The order the storefront knows as ``reference``; refused when it names several."""
+    found = session.scalars(select(Order).where(Order.reference == reference).order_by(Order.id)).all()
+    if not found:
+        raise NotFound(f"no order has the reference {reference!r}")
+    if len(found) > 1:
+        raise NotFound(
+            f"the reference {reference!r} names orders {', '.join(str(o.id) for o in found)}; give an id"
+        )
+    return _order_view(session, found[0])
+
+
+def _order_view(session: Session, order: Order) -> OrderView:
+    order_id = order.id
     lines = session.scalars(
         select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.position)
     ).all()
@@ -175,6 +206,29 @@ def lookup_card(session: Session, card_id: int) -> CardLookup:
         card = get_card(session, card_id)
     except LedgerError as exc:
         raise NotFound(str(exc)) from None
+    return _card_lookup(session, card)
+
+
+def lookup_card_by_code(session: Session, code: str) -> CardLookup:
+    """The card whose code a customer read out (typed or pasted, look-alikes folded).
+
+    A mistyped code (its check character does not match) is told apart from a code no
+    card has; neither message holds more of the code than its last four characters.
+    """
+    try:
+        card = find_card(session, code)
+    except LedgerError as exc:
+        raise NotFound(str(exc)) from None
+    return _card_lookup(session, card)
+
+
+def _card_lookup(session: Session, card: CardView) -> CardLookup:
+    card_id = card.card_id
+    redeemed_by = session.scalars(
+        select(Account.owner)
+        .join(Redemption, Redemption.wallet_account_id == Account.id)
+        .where(Redemption.card_id == card_id)
+    ).one_or_none()
     deliveries = list(
         session.scalars(select(Delivery).where(Delivery.card_id == card_id).order_by(Delivery.id))
     )
@@ -185,6 +239,7 @@ def lookup_card(session: Session, card_id: int) -> CardLookup:
         order_id=deliveries[0].order_id if deliveries else None,
         line_id=line_id,
         deliveries=views(session, deliveries, with_log=True),
+        redeemed_by=redeemed_by,
     )
 
 

@@ -59,14 +59,14 @@ def test_failures_replay_resend(
     assert refused.exit_code == 1
     assert "suppressed" in refused.output
     assert giftq("unsuppress", "r0@example.com").output.strip() == "r0@example.com cleared"
-    assert giftq("replay", "--all").output.strip() == f"replayed 1: {failed.id}"
+    assert giftq("replay", "--all", "--yes").output.strip() == f"replayed 1: {failed.id}"
     assert giftq("replay").exit_code == 2
 
     # Queued again by the replay, it can still be redirected: the queued one is cancelled.
-    resent = giftq("resend", str(failed.id), "--email", "fixed@example.com")
+    resent = giftq("resend", str(failed.id), "--email", "fixed@example.com", "--yes")
     assert resent.exit_code == 0, resent.output
     assert "queued to fixed@example.com" in resent.output
-    bad = giftq("resend", str(failed.id), "--email", "nope")
+    bad = giftq("resend", str(failed.id), "--email", "nope", "--yes")
     assert bad.exit_code == 1
     assert "email: " in bad.output
 
@@ -78,12 +78,12 @@ def test_reissue_cancel_and_sweep(
     run_queued(Session)
     with Session() as s:
         line_id = s.scalars(select(OrderLine.id)).one()
-    reissued = giftq("reissue", str(line_id), "--email", "right@example.com")
+    reissued = giftq("reissue", str(line_id), "--email", "right@example.com", "--yes")
     assert reissued.exit_code == 0, reissued.output
     assert "queued to right@example.com" in reissued.output
-    cancelled = giftq("cancel", str(order_id))
+    cancelled = giftq("cancel", str(order_id), "--yes")
     assert cancelled.exit_code == 0, cancelled.output
-    assert f"order {order_id} cancelled: 1 deliveries stopped" in cancelled.output
+    assert f"cancelled order {order_id}: 1 deliveries stopped" in cancelled.output
     swept = giftq("sweep")
     assert swept.exit_code == 0 and "released 0 due deliveries" in swept.output
 
@@ -97,16 +97,25 @@ def test_unknown_ids_say_so(database_url: str) -> None:
 # --- a data dir or database that is not what the code needs ---------------------------------
 
 EVERY_COMMAND = [
-    ["order", "1"],
-    ["card", "1"],
-    ["failures"],
-    ["replay", "--all"],
-    ["resend", "1", "--email", "right@example.com"],
-    ["reissue", "1"],
-    ["cancel", "1"],
-    ["suppressed"],
-    ["unsuppress", "right@example.com"],
-    ["sweep"],
+    ["ops", "order", "1"],
+    ["ops", "card", "1"],
+    ["ops", "failures"],
+    ["ops", "replay", "--all", "--yes"],
+    ["ops", "resend", "1", "--email", "right@example.com", "--yes"],
+    ["ops", "reissue", "1", "--yes"],
+    ["ops", "cancel", "1", "--yes"],
+    ["ops", "cancel", "1"],
+    ["ops", "suppressed"],
+    ["ops", "unsuppress", "right@example.com"],
+    ["ops", "sweep"],
+    ["ops", "audit"],
+    ["ops", "card", "7K3M-Q9RT-ZX2B-PW4NP"],
+    ["ops", "order", "SHOP-1001"],
+    ["ledger", "balance", "customer-42", "--marketplace", "US"],
+    ["ledger", "history", "customer-42", "--marketplace", "US"],
+    ["ledger", "reconcile"],
+    ["ledger", "void", "1", "--yes"],
+    ["ledger", "activate", "1"],
 ]
 
 
@@ -116,7 +125,7 @@ def _previous_revision() -> str:
     return down
 
 
-@pytest.mark.parametrize("command", EVERY_COMMAND, ids=lambda c: c[0])
+@pytest.mark.parametrize("command", EVERY_COMMAND, ids=" ".join)
 def test_a_wrong_data_dir_is_named_and_nothing_is_created(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
@@ -127,7 +136,7 @@ def test_a_wrong_data_dir_is_named_and_nothing_is_created(
     monkeypatch.delenv("GIFTQ_CODE_KEYS")
     reset_settings()
 
-    result = giftq(*command)
+    result = CliRunner().invoke(app, command)
 
     assert result.exit_code == 1, result.output
     assert result.output == f"error: no giftq database at {typo / 'giftq.sqlite3'} (run: giftq db upgrade)\n"
