@@ -6,12 +6,14 @@ Each package that owns tables is imported here, so that autogenerate sees them a
 
 from __future__ import annotations
 
-import api.models  # noqa: F401 - registers the HTTP API's tables
+# Imported for what they register on Base.metadata: the HTTP API's tables, the channels',
+# the delivery core's, the ops audit log, the birthday programs', the ledger's.
+import api.models  # noqa: F401
 import delivery.channels.models
 import delivery.models
 import delivery.ops.models
-import delivery.programs.models  # noqa: F401 - registers the birthday programs' tables
-import ledger.models  # noqa: F401 - registers the ledger tables
+import delivery.programs.models  # noqa: F401
+import ledger.models  # noqa: F401
 from giftq.db import Base
 
 target_metadata = Base.metadata
