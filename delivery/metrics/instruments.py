@@ -31,6 +31,19 @@ SEND_SECONDS = Histogram(
 TASKS = Counter("giftq_tasks", "Celery tasks run by this worker, by task and final state.", ["task", "state"])
 
 
+HTTP_REQUESTS = Counter(
+    "giftq_http_requests",
+    "HTTP requests answered by the API, by method, route (its template, never the path) and status.",
+    ["method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "giftq_http_request_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
 def after_commit(session: Session, counter: Counter, amount: float = 1, **labels: str) -> None:
     """Count when ``session``'s transaction commits, not before: a rolled-back chunk that a
     redelivered task does again is counted once."""

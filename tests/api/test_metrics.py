@@ -81,3 +81,21 @@ def test_a_scrape_without_a_database_still_answers() -> None:
 
     families = list(DatabaseCollector(broken).collect())
     assert [(f.name, f.samples[0].value) for f in families] == [("giftq_database_up", 0)]
+
+
+def test_requests_are_counted_by_route_template_never_by_path(api: Any) -> None:
+    orders = (("method", "GET"), ("route", "/v1/orders/{order_id}"), ("status", "401"))
+
+    def counted() -> dict[tuple[tuple[str, str], ...], float]:
+        samples = scrape(api.client.get("/metrics").text)
+        return {
+            labels: value for (name, labels), value in samples.items() if name == "giftq_http_requests_total"
+        }
+
+    before = counted().get(orders, 0)
+    for order_id in (101, 102):
+        assert api.client.get(f"/v1/orders/{order_id}").status_code == 401  # no key
+    api.client.get("/printables/a-secret-download-token")
+    after = counted()
+    assert after[orders] - before == 2
+    assert not any("101" in str(labels) or "secret" in str(labels) for labels in after)
