@@ -129,8 +129,9 @@ def install_record_redaction() -> None:
 def configure_logging(level: int | str = logging.INFO, fmt: str | None = None) -> None:
     """Root handler rendering through structlog, codes redacted; safe to call more than once.
 
-    Handlers already on the root logger keep their place and get giftq's formatter and
-    the redaction filter.
+    With no root handler yet (a CLI command, a worker), one on standard error is added.
+    Handlers already there get the redaction filter, and giftq's formatter if they have
+    none of their own (a test's capture handler keeps its own).
     """
     root = logging.getLogger()
     root.setLevel(level)
@@ -138,7 +139,8 @@ def configure_logging(level: int | str = logging.INFO, fmt: str | None = None) -
         root.addHandler(logging.StreamHandler(sys.stderr))
     chosen = formatter(fmt)
     for handler in root.handlers:
-        handler.setFormatter(chosen)
+        if handler.formatter is None:
+            handler.setFormatter(chosen)
         if not any(isinstance(f, RedactClaimCodes) for f in handler.filters):
             handler.addFilter(RedactClaimCodes())
 
