@@ -32,7 +32,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from giftq.settings import get_settings
+from giftq.settings import SettingsError, get_settings
 from ledger.codes.redact import RedactClaimCodes, redact_value
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -65,7 +65,10 @@ def _shared() -> list[Processor]:
 
 def log_format() -> str:
     """``json`` or ``console``, as ``GIFTQ_LOG_FORMAT`` (or ``GIFTQ_ENV``) says."""
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsError:
+        return "console"  # the caller reports the bad setting, in one line, on its own
     if settings.log_format != "auto":
         return settings.log_format
     return "json" if settings.env == "production" else "console"

@@ -132,3 +132,16 @@ def test_uvicorn_config_renders_through_the_same_pipeline(stream: io.StringIO) -
     logging.getLogger("uvicorn.error").info("started with %s", code)
     text = out.getvalue()
     assert "started with" in text and code not in text
+
+
+def test_a_bad_setting_does_not_stop_logging_from_starting(
+    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line configures logs first, then reports a bad variable in one line."""
+    from giftq.settings import reset_settings
+
+    monkeypatch.setenv("GIFTQ_SMTP_PORT", "not-a-port")
+    reset_settings()
+    logs.configure_logging()
+    logging.getLogger("giftq.test").info("still logging")
+    assert "still logging" in stream.getvalue()
