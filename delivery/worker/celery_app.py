@@ -29,6 +29,11 @@ redelivered if its worker died (``reject_on_worker_lost``, and Redis re-delivers
 unacknowledged messages after the visibility timeout, which is longer than the hard
 time limit of any task); prefetch 1, so a busy worker does not sit on messages that
 another could run. Long waits never ride Celery ETAs: they are rows with a due time.
+
+Observability: workers send task events (Flower shows each task sent, started, retried
+or failed); Celery's logging is giftq's (:mod:`delivery.logs`), with the task's id and
+the ids in its kwargs bound to every line it logs; with ``GIFTQ_WORKER_METRICS_PORT`` the
+main process serves the pool's metrics (:mod:`delivery.metrics.exposition`).
 """
 
 from __future__ import annotations
