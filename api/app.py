@@ -7,12 +7,14 @@ problem (:mod:`api.problems`); the recipient's pages answer HTML of their own.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import access_log, problems
@@ -22,6 +24,7 @@ from api.pages import mount as mount_pages
 from api.routes import accounts, checkouts, health, ops, orders
 from api.schemas import ProblemDetails
 from delivery.errors import DeliveryError
+from delivery.metrics import exposition, instruments
 from ledger.errors import LedgerError
 
 log = logging.getLogger(__name__)
@@ -48,10 +51,34 @@ def create_app() -> FastAPI:
     for router in CALLBACK_ROUTERS:
         app.include_router(router)
     mount_pages(app)
+    _mount_metrics(app)
     access_log.install(app)
     _install_handlers(app)
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _mount_metrics(app: FastAPI) -> None:
+    # No API key: Prometheus scrapes it. It tells counts and amounts, never a code or an
+    # address, but still belongs behind the proxy: do not route /metrics to the internet.
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(exposition.render(), media_type=exposition.CONTENT_TYPE)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            # The route's template (/v1/orders/{order_id}), never the path: a path may hold a
+            # download token, and one label value per order would swamp Prometheus.
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            instruments.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+            instruments.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
 
 
 def openapi(app: FastAPI) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from api.errors import ApiError
 from api.keys import SCOPES, create_key, list_keys, revoke_key
-from delivery.logs import FORMAT
+from delivery.logs import logging_config
 from giftq.db import session_factory
 from giftq.settings import get_settings
 
@@ -27,27 +27,9 @@ console = Console(highlight=False)
 
 
 def uvicorn_log_config() -> dict[str, object]:
-    """uvicorn's own loggers through giftq's format and code redaction; its access log off
-    (``api.access`` logs each request without its query string)."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"redact": {"()": "ledger.codes.redact.RedactClaimCodes"}},
-        "formatters": {"giftq": {"format": FORMAT}},
-        "handlers": {
-            "default": {
-                "class": "logging.StreamHandler",
-                "formatter": "giftq",
-                "filters": ["redact"],
-                "stream": "ext://sys.stderr",
-            }
-        },
-        "loggers": {
-            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-            "uvicorn.error": {"level": "INFO"},
-        },
-        "root": {"handlers": ["default"], "level": "INFO"},
-    }
+    """uvicorn's own loggers through giftq's structlog pipeline and code redaction; its access
+    log off (``api.access`` logs each request without its query string)."""
+    return logging_config()
 
 
 @serve_app.callback(invoke_without_command=True)

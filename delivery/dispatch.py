@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -28,9 +29,10 @@ from dataclasses import dataclass, replace
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from delivery import lifecycle
+from delivery import lifecycle, logs
 from delivery.channels import registry
 from delivery.channels.base import Composed, Outcome, Report, Sender
+from delivery.metrics import instruments
 from delivery.models import AttemptOutcome, Channel, Delivery, Order, SuppressedAddress
 from delivery.outbox import enqueue_deliveries
 from delivery.reasons import FailureReason
@@ -270,6 +272,7 @@ def record(
             )
             continue
         if outcome.retry_after is not None and not outcome.accepted:
+            _count(delivery.channel, "deferred")
             lifecycle.defer(delivery, now)
             enqueue_deliveries(
                 session, delivery.channel, [delivery.id], countdown=min(outcome.retry_after, countdown_max)
@@ -277,6 +280,7 @@ def record(
             continue
         if outcome.accepted:
             sent += 1
+            _count(delivery.channel, "accepted")
             lifecycle.accepted(
                 session,
                 delivery,
@@ -304,13 +308,20 @@ def record(
         )
         if next_at is None:
             failed += 1
+            _count(delivery.channel, "failed")
             continue
         retrying += 1
+        _count(delivery.channel, "retrying")
+        instruments.RETRIES.labels(channel=delivery.channel.value).inc()
         wait = (next_at - now).total_seconds()
         if wait <= countdown_max:
             enqueue_deliveries(session, delivery.channel, [delivery.id], countdown=wait)
     session.flush()
     return BatchReport(len(outcomes), sent, retrying, failed)
+
+
+def _count(channel: Channel, outcome: str) -> None:
+    instruments.SENDS.labels(channel=channel.value, outcome=outcome).inc()
 
 
 def _attempt_outcome(outcome: Outcome) -> AttemptOutcome:
@@ -339,10 +350,15 @@ def run_batch(
     started = utcnow()
     recorded: set[int] = set()
     totals = [NOTHING]
+    latency = instruments.SEND_SECONDS.labels(channel=sender.channel.value)
+    previous = [time.perf_counter()]
 
     def record_now(outcome: Outcome) -> None:
+        answered_at = time.perf_counter()
+        latency.observe(answered_at - previous[0])
+        previous[0] = answered_at
         try:
-            with sessions.begin() as session:
+            with sessions.begin() as session, logs.bound(delivery_id=outcome.delivery_id):
                 totals[0] += record(
                     session,
                     [outcome],
@@ -355,7 +371,8 @@ def run_batch(
             return
         recorded.add(outcome.delivery_id)
 
-    outcomes = send(sender, composed, record_now)
+    with logs.bound(delivery_ids=[c.delivery_id for c in composed]):
+        outcomes = send(sender, composed, record_now)
     rest = [o for o in outcomes if o.delivery_id not in recorded]
     if rest:
         with sessions.begin() as session:

@@ -187,6 +187,15 @@ class Settings(BaseSettings):
     printable_link_max_uses: int = Field(default=5, gt=0)
     """How many downloads one link allows (a second device, a printer that jammed)."""
 
+    # --- logs and metrics (delivery.logs, delivery.metrics) ---
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """``json`` (one object a line, for a log shipper), ``console`` (for people), or ``auto``:
+    JSON when ``env`` is production, console otherwise."""
+    worker_metrics_port: int = Field(default=0, ge=0, lt=65536)
+    """A Celery worker's main process serves Prometheus metrics on this port; 0: it does not."""
+    worker_metrics_host: str = "127.0.0.1"
+    """Where that metrics endpoint listens (``0.0.0.0`` in a container)."""
+
     # --- HTTP API (api) ---
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, gt=0, lt=65536)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from delivery.channels import registry
 from delivery.channels.physical.cutoff import next_cutoff
 from delivery.errors import NotFound
+from delivery.metrics import instruments
 from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine, OrderStatus, new_delivery_row
 from delivery.outbox import enqueue_deliveries
 from delivery.states import DeliveryStatus
@@ -96,6 +97,8 @@ def issue_next_chunk(session: Session, order_id: int, *, chunk_size: int | None 
     order.status = OrderStatus.ISSUED if last else OrderStatus.ISSUING
     order.updated_at = now
     session.flush()
+    if last:
+        instruments.after_commit(session, instruments.ORDERS, outcome="issued")
     return Progress(order.id, order.status, len(lines))
 
 
@@ -114,6 +117,9 @@ def _issue(
     ]
     key = f"giftq:order:{order.id}:lines:{lines[0].position}-{lines[-1].position}"
     cards = issue_cards(session, specs, idempotency_key=key)
+    for currency in {card.currency for card in cards}:
+        issued = sum(1 for card in cards if card.currency == currency)
+        instruments.after_commit(session, instruments.CARDS_ISSUED, issued, currency=currency)
     # One executemany for the chunk (the ORM would flush one UPDATE per line).
     session.execute(
         update(OrderLine),
@@ -188,8 +194,10 @@ def _confirmation(order: Order, now: dt.datetime) -> dict[str, Any]:
 
 def mark_failed(session: Session, order_id: int, error: str) -> None:
     """Issuance was refused for good: record why; no more of its cards are issued."""
-    session.execute(
+    failed = session.execute(
         update(Order)
         .where(Order.id == order_id, Order.status.in_([OrderStatus.RECEIVED, OrderStatus.ISSUING]))
         .values(status=OrderStatus.FAILED, error=error[:2000], updated_at=utcnow())
     )
+    if failed.rowcount:  # type: ignore[attr-defined]
+        instruments.after_commit(session, instruments.ORDERS, outcome="failed")

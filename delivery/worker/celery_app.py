@@ -30,6 +30,11 @@ redelivered if its worker died (``reject_on_worker_lost``, and Redis re-delivers
 unacknowledged messages after the visibility timeout, which is longer than the hard
 time limit of any task); prefetch 1, so a busy worker does not sit on messages that
 another could run. Long waits never ride Celery ETAs: they are rows with a due time.
+
+Observability: workers send task events (Flower shows each task sent, started, retried
+or failed); Celery's logging is giftq's (:mod:`delivery.logs`), with the task's id and
+the ids in its kwargs bound to every line it logs; with ``GIFTQ_WORKER_METRICS_PORT`` the
+main process serves the pool's metrics (:mod:`delivery.metrics.exposition`).
 """
 
 from __future__ import annotations
@@ -42,13 +47,19 @@ from celery import Celery
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
     worker_process_init,
     worker_process_shutdown,
 )
 
+from delivery import logs
 from delivery.channels import registry
 from delivery.channels.physical.cutoff import next_cutoff
 from delivery.channels.physical.schedule import CutoffSchedule
+from delivery.metrics import exposition, instruments
 from delivery.routes import CLIENT_DEFAULT_QUEUE, QUEUES, ROUTES
 from giftq import db
 from giftq.db import utcnow
@@ -122,6 +133,10 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "task_default_routing_key": "orders",
         "task_routes": {name: {"queue": queue, "routing_key": queue} for name, queue in ROUTES.items()},
         "worker_hijack_root_logger": True,
+        # Events, so that Flower (and `celery events`) show every task as it runs; "sent"
+        # events let them show tasks still waiting in a queue too.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "beat_schedule_filename": str(s.data_dir / "celerybeat-schedule"),
         "beat_schedule": {
             "dispatch-due": {
@@ -214,6 +229,46 @@ def _redact_codes(logger: logging.Logger, **_: Any) -> None:
         if not any(isinstance(f, RedactClaimCodes) for f in handler.filters):
             handler.addFilter(RedactClaimCodes())
 
+
+# --- logs and metrics -------------------------------------------------------------------
+
+
+def _setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    # Connected, this replaces Celery's own set-up: its records go through giftq's handler
+    # (JSON in production, codes masked, task ids bound).
+    logs.configure_logging(loglevel or logging.INFO)
+
+
+_CONTEXT_KWARGS = ("order_id", "delivery_ids", "card_id", "line_id")
+"""Task kwargs worth binding to the task's log lines: ids only (messages carry no more)."""
+
+
+def _bind_task(task_id: str | None = None, task: Any = None, kwargs: Any = None, **_: Any) -> None:
+    logs.clear()
+    ids = {k: v for k, v in (kwargs or {}).items() if k in _CONTEXT_KWARGS}
+    logs.bind(task_id=task_id, task=getattr(task, "name", None), **ids)
+
+
+def _unbind_task(task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any) -> None:
+    instruments.TASKS.labels(task=getattr(task, "name", "unknown"), state=state or "unknown").inc()
+    logs.clear()
+
+
+def _worker_metrics(**_: Any) -> None:
+    # In the worker's main process, before the pool forks: children write their samples to
+    # PROMETHEUS_MULTIPROC_DIR and this server adds them up at each scrape.
+    exposition.start_worker_server(get_settings())
+
+
+def _forget_dead_child(pid: int | None = None, **_: Any) -> None:
+    exposition.child_exited(pid)
+
+
+setup_logging.connect(_setup_logging, weak=False)
+task_prerun.connect(_bind_task, weak=False)
+task_postrun.connect(_unbind_task, weak=False)
+worker_init.connect(_worker_metrics, weak=False)
+worker_process_shutdown.connect(_forget_dead_child, weak=False)
 
 worker_process_init.connect(_fresh_connections_after_fork, weak=False)
 worker_process_shutdown.connect(_close_channels, weak=False)

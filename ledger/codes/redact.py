@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from ledger.codes import text as code_text
 from ledger.errors import LedgerError
@@ -62,8 +63,25 @@ def redact(message: str) -> str:
     return _CANDIDATE.sub(_mask, message)
 
 
+def redact_value(value: Any) -> Any:
+    """``value`` with claim codes masked in every string it holds (a structured event's
+    values: strings, and the lists, tuples and dicts around them); other values as they are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(item) for item in value)
+    return value
+
+
 class RedactClaimCodes(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):
+            # A structured event (structlog hands its formatter the event dict as msg):
+            # keep it a dict, masked value by value, so that it still renders as one.
+            record.msg = redact_value(record.msg)
+            return True
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:

@@ -118,3 +118,104 @@ def test_stopped_workers_may_finish_their_running_tasks(compose: dict[str, Any])
         grace = compose["services"][name]["stop_grace_period"]
         assert grace.endswith("s") and grace[:-1].isdigit(), name
         assert int(grace[:-1]) > limit, name
+
+
+# --- observability, the development mail server, the fulfilment drop folder ---------------
+
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+def _env_example() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            assert name and name == name.strip() and name.isupper(), line
+            values[name] = value
+    return values
+
+
+def _interpolated(compose_text: str) -> dict[str, str]:
+    """Each ``${NAME...}`` of the compose file: its name and what follows it (``:?``, ``:-``)."""
+    import re
+
+    return {m.group(1): m.group(2) for m in re.finditer(r"\$\{([A-Z0-9_]+)([^}]*)\}", compose_text)}
+
+
+def test_env_example_names_every_variable_compose_reads_and_no_other() -> None:
+    from giftq.settings import Settings, variable
+
+    example = _env_example()
+    interpolated = _interpolated((ROOT / "docker-compose.yml").read_text())
+    assert set(example) == set(interpolated)
+    settings = {variable(name) for name in Settings.model_fields}
+    assert {name for name in example if name.startswith("GIFTQ_")} <= settings
+    # What compose requires is left empty in the example, so that nobody runs on a sample secret.
+    required = {name for name, rest in interpolated.items() if rest.startswith(":?")}
+    assert required == {"GIFTQ_CODE_PEPPER", "GIFTQ_CODE_KEYS", "FLOWER_BASIC_AUTH"}
+    assert all(example[name] == "" for name in required)
+
+
+def test_env_example_defaults_agree_with_compose(compose: dict[str, Any]) -> None:
+    """Copying the example unchanged gives the stack compose gives without it."""
+    interpolated = _interpolated((ROOT / "docker-compose.yml").read_text())
+    for name, value in _env_example().items():
+        rest = interpolated[name]
+        if rest.startswith(":-"):
+            assert value == rest[2:], name
+
+
+def test_giftq_services_write_metrics_into_an_empty_multiprocess_folder(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        env = service.get("environment") or {}
+        if "PROMETHEUS_MULTIPROC_DIR" in env:
+            # A tmpfs starts empty with the container: no counts of an earlier run are added in.
+            assert env["PROMETHEUS_MULTIPROC_DIR"] in service["tmpfs"], name
+    services = compose["services"]
+    for name in ("worker-orders", "worker-email", "worker-channels", "worker-scheduler", "api"):
+        assert "PROMETHEUS_MULTIPROC_DIR" in services[name]["environment"], name
+    for name in ("worker-orders", "worker-email", "worker-channels", "worker-scheduler"):
+        env = services[name]["environment"]
+        assert int(env["GIFTQ_WORKER_METRICS_PORT"]) > 0 and env["GIFTQ_WORKER_METRICS_HOST"] == "0.0.0.0"
+    # The one-shot migration never imports a multiprocess metric without its folder.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in services["migrate"]["environment"]
+
+
+def test_flower_watches_the_giftq_broker_behind_a_password(compose: dict[str, Any]) -> None:
+    flower = compose["services"]["flower"]
+    image, _, tag = flower["image"].partition(":")
+    assert image == "mher/flower" and tag and tag != "latest"
+    broker = compose["x-giftq-environment"]["GIFTQ_BROKER_URL"]
+    assert f"--broker={broker}" in flower["command"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert all(port.startswith("127.0.0.1:") for port in flower["ports"])
+    assert flower["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_mailpit_is_the_smtp_server_giftq_sends_to_by_default(compose: dict[str, Any]) -> None:
+    mail = compose["services"]["mail"]
+    image, _, tag = mail["image"].partition(":")
+    assert image == "axllent/mailpit" and tag.startswith("v1.")
+    env = compose["x-giftq-environment"]
+    # giftq's defaults point at it: host "mail", Mailpit's SMTP port 1025, no TLS inside the network.
+    assert env["GIFTQ_SMTP_HOST"] == "${GIFTQ_SMTP_HOST:-mail}"
+    assert env["GIFTQ_SMTP_PORT"] == "${GIFTQ_SMTP_PORT:-1025}"
+    assert env["GIFTQ_SMTP_SECURITY"] == "${GIFTQ_SMTP_SECURITY:-none}"
+    # Its web UI (8025) on this host only: it shows every message, claim codes included.
+    assert mail["ports"] == ["127.0.0.1:8025:8025"]
+    assert mail["healthcheck"]["test"] == ["CMD", "/mailpit", "readyz"]
+
+
+def test_the_fulfilment_worker_keeps_its_drop_and_inbox_folders_on_a_volume(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    (name,) = [
+        n
+        for n, s in services.items()
+        if s.get("command", [])[:4] == ["celery", "-A", "worker", "worker"]
+        and "fulfilment" in s["command"][s["command"].index("-Q") + 1].split(",")
+    ]
+    env = services[name]["environment"]
+    mounts = {target: source for source, target in (v.split(":", 1) for v in services[name]["volumes"])}
+    for setting in ("GIFTQ_FULFILMENT_DROP_DIR", "GIFTQ_FULFILMENT_INBOX_DIR"):
+        (mounted,) = [target for target in mounts if env[setting].startswith(target + "/")]
+        assert mounts[mounted] in compose["volumes"], setting

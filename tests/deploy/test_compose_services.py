@@ -1,11 +1,13 @@
 """Each giftq service of docker-compose.yml, run as a local process.
 
 No Docker engine runs here, so the compose file's own commands and environment
-are run with the container hostnames pointed at the test's PostgreSQL and Redis
-and ``/data`` at a temporary folder. What each must do: ``migrate`` brings the
-schema to head; ``mail`` accepts a message into its Maildir; every worker
-answers a ping on exactly the queues the file gives it; ``beat`` publishes the
-periodic tasks.
+are run with the container hostnames pointed at the test's PostgreSQL and Redis,
+``/data`` and each tmpfs at a temporary folder, and each metrics port at a free one.
+What each must do: ``migrate`` brings the schema to head; ``sms`` keeps a text;
+the API answers its healthcheck and ``/metrics``; every worker answers a ping on
+exactly the queues the file gives it and serves its metrics; ``beat`` publishes
+the periodic tasks. ``mail`` (Mailpit) and ``flower`` are third-party images that
+cannot run here: ``test_compose_file.py`` checks their configuration.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import smtplib
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import pytest
 import redis
 import yaml
 from alembic.script import ScriptDirectory
+from prometheus_client.parser import text_string_to_metric_families
 
 from delivery.worker.celery_app import create_app
 from giftq import migrate
@@ -61,8 +63,16 @@ def _environment(service: dict[str, Any], pg_url: str, redis_url: str, data: Pat
             value = redis_url
         elif name in ("GIFTQ_CODE_PEPPER", "GIFTQ_CODE_KEYS"):
             value = os.environ[name]  # the test secrets the autouse settings fixture sets
+        elif name == "PROMETHEUS_MULTIPROC_DIR":
+            assert value in service.get("tmpfs", []), "the multiprocess folder must start empty"
+            value = str(data / "tmpfs" / value.strip("/"))
+            Path(value).mkdir(parents=True, exist_ok=True)
+        elif name == "GIFTQ_WORKER_METRICS_PORT":
+            value = str(_free_port())  # several workers share this host here
         elif value.startswith("${"):
             value = value.split(":-", 1)[1].rstrip("}") if ":-" in value else ""
+        elif value.startswith("/data/"):
+            value = str(data) + value[len("/data") :]
         env[name] = value
     env["GIFTQ_DATA_DIR"] = str(data)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -130,43 +140,6 @@ def test_migrate_service_brings_the_schema_to_head(pg_url: str, redis_url: str, 
     assert migrate.current(pg_url) == head
 
 
-def test_mail_service_accepts_and_keeps_messages(
-    pg_url: str, redis_url: str, run_dir: Path, started: list[subprocess.Popen[bytes]]
-) -> None:
-    service = _compose()["services"]["mail"]
-    command = _command(service, run_dir)
-    port = _free_port()
-    command[command.index("--port") + 1] = str(port)
-    command[command.index("--host") + 1] = "127.0.0.1"
-    started.append(
-        subprocess.Popen(
-            command,
-            env=_environment(service, pg_url, redis_url, run_dir),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client = smtplib.SMTP("127.0.0.1", port, timeout=5)
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "the mail service never listened"
-            time.sleep(0.2)
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "compose check"
-    message.set_content("hello")
-    with client:
-        client.send_message(message)
-    env = _environment(service, pg_url, redis_url, run_dir)
-    assert _healthcheck(service, env, **{"1025": str(port)}).returncode == 0
-    stored = list((run_dir / "mail" / "new").iterdir())
-    assert len(stored) == 1
-    assert b"compose check" in stored[0].read_bytes()
-
-
 def test_sms_service_accepts_and_keeps_texts(
     pg_url: str, redis_url: str, run_dir: Path, started: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -215,6 +188,21 @@ def test_api_service_serves_and_answers_its_healthcheck(
     while _healthcheck(service, env, **{"8000": str(port)}).returncode != 0:
         assert time.monotonic() < deadline, "the api service never answered its healthcheck"
         time.sleep(0.5)
+    samples = _metrics(port)
+    assert samples[("giftq_database_up", ())] == 1
+    # Multiprocess mode: the uvicorn workers write their samples into the tmpfs.
+    assert any(Path(env["PROMETHEUS_MULTIPROC_DIR"]).iterdir())
+
+
+def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """One scrape, parsed as Prometheus parses it."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 WORKERS = ["worker-orders", "worker-email", "worker-channels", "worker-scheduler"]
@@ -228,12 +216,14 @@ def test_worker_services_consume_their_queues(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     expected: dict[str, list[str]] = {}
+    metrics_ports: dict[str, int] = {}
     for name in WORKERS:
         service = _compose()["services"][name]
         command = _command(service, run_dir)
         node = command[command.index("-n") + 1].replace("%h", socket.gethostname())
         expected[node] = sorted(command[command.index("-Q") + 1].split(","))
-        env = _environment(service, pg_url, redis_url, run_dir)
+        env = _environment(service, pg_url, redis_url, run_dir / name)
+        metrics_ports[name] = int(env["GIFTQ_WORKER_METRICS_PORT"])
         started.append(
             subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         )
@@ -250,6 +240,11 @@ def test_worker_services_consume_their_queues(
     finally:
         app.close()
     assert consumed == expected
+
+    # Each worker's main process serves metrics (the pool's children write to its tmpfs).
+    for name, metrics_port in metrics_ports.items():
+        samples = _metrics(metrics_port)
+        assert samples[("giftq_database_up", ())] == 1, name
 
     # Each worker's healthcheck, run as Docker runs it inside that worker's container.
     for name in WORKERS:

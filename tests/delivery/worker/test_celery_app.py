@@ -108,3 +108,9 @@ def test_delivery_ids_in_a_message(value: Any, ok: bool) -> None:
     else:
         with pytest.raises(InvalidOrder, match="delivery_ids"):
             tasks._ids(value, "delivery_ids")
+
+
+def test_workers_send_task_events_for_flower() -> None:
+    conf = celery_config(get_settings())
+    assert conf["worker_send_task_events"] is True
+    assert conf["task_send_sent_event"] is True  # tasks still waiting in a queue show too
