@@ -1,10 +1,13 @@
 """What ops do by hand, over HTTP: cancel an order, replay a failed delivery, resend a gift to
 a corrected address, reissue a line's card, activate a physical card. Each takes an
-``Idempotency-Key``, so a retried call never resends twice."""
+``Idempotency-Key``, so a retried call never resends twice, and each is written to the
+ops audit log (``giftq ops audit``) with the API key's id as the actor: what was done in
+the action's own transaction, a refusal in one of its own."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -18,7 +21,12 @@ from api.problems import openapi_responses
 from api.schemas import AddressIn, CancelOut, CardOut, DeliveryOut
 from api.writes import Answer, run
 from delivery import ops
+from delivery.errors import DeliveryError
+from delivery.ops import audit
+from delivery.ops.models import Outcome
+from giftq.db import session_factory
 from ledger import activate_card
+from ledger.errors import LedgerError
 
 router = APIRouter(prefix="/v1", tags=["ops"])
 OPS_RESPONSES = openapi_responses(
@@ -32,6 +40,37 @@ OPS_RESPONSES = openapi_responses(
 Ops = Annotated[Caller, Depends(require("ops"))]
 
 
+def _actor(caller: Caller) -> str:
+    return f"api-key:{caller.key_id}"
+
+
+def _done(session: Session, caller: Caller, action: str, arguments: dict[str, Any], detail: str) -> None:
+    """The action's audit row, in the action's own transaction: both commit or neither."""
+    audit.record(
+        session, actor=_actor(caller), action=action, arguments=arguments, outcome=Outcome.DONE, detail=detail
+    )
+
+
+def _audited(
+    caller: Caller, action: str, arguments: dict[str, Any], call: Callable[[], JSONResponse]
+) -> JSONResponse:
+    """Run an ops route; a refusal is written to the audit log in a transaction of its own,
+    once the action's was rolled back (an idempotent replay writes nothing: nothing was done)."""
+    try:
+        return call()
+    except (DeliveryError, LedgerError) as exc:
+        with session_factory().begin() as session:
+            audit.record(
+                session,
+                actor=_actor(caller),
+                action=action,
+                arguments=arguments,
+                outcome=Outcome.REFUSED,
+                detail=str(exc),
+            )
+        raise
+
+
 @router.post(
     "/orders/{order_id}/cancel", response_model=CancelOut, responses=OPS_RESPONSES, summary="Cancel an order"
 )
@@ -41,10 +80,14 @@ def cancel_order(
     """Stops every unsent delivery of the order and voids those cards; cards already sent stay
     valid and are listed as kept."""
 
-    def work(session: Session, _key: str) -> Answer:
-        return Answer(200, views.cancel(ops.cancel_order(session, order_id)).model_dump(mode="json"))
+    arguments = {"order_id": order_id}
 
-    return run(request, caller, idempotency_key, None, work)
+    def work(session: Session, _key: str) -> Answer:
+        report = ops.cancel_order(session, order_id)
+        _done(session, caller, "cancel", arguments, f"voided {report.voided_cards}, kept {report.kept_cards}")
+        return Answer(200, views.cancel(report).model_dump(mode="json"))
+
+    return _audited(caller, "cancel", arguments, lambda: run(request, caller, idempotency_key, None, work))
 
 
 @router.post(
@@ -58,10 +101,14 @@ def replay_delivery(
 ) -> JSONResponse:
     """Only a delivery that failed for good (after its cause was fixed)."""
 
-    def work(session: Session, _key: str) -> Answer:
-        return Answer(200, views.delivery(ops.replay(session, delivery_id)).model_dump(mode="json"))
+    arguments = {"delivery_id": delivery_id}
 
-    return run(request, caller, idempotency_key, None, work)
+    def work(session: Session, _key: str) -> Answer:
+        view = ops.replay(session, delivery_id)
+        _done(session, caller, "replay", arguments, f"delivery {view.id} {view.status}")
+        return Answer(200, views.delivery(view).model_dump(mode="json"))
+
+    return _audited(caller, "replay", arguments, lambda: run(request, caller, idempotency_key, None, work))
 
 
 @router.post(
@@ -76,11 +123,15 @@ def resend_delivery(
 ) -> JSONResponse:
     """An email gift takes ``email``, a text-message gift ``phone``; the answer is the new delivery."""
 
+    arguments = {"delivery_id": delivery_id, **address.model_dump(exclude_none=True)}
+
     def work(session: Session, _key: str) -> Answer:
         view = ops.resend(session, delivery_id, email=address.email, phone=address.phone)
+        _done(session, caller, "resend", arguments, f"new delivery {view.id} to {view.to_address}")
         return Answer(201, views.delivery(view).model_dump(mode="json"))
 
-    return run(request, caller, idempotency_key, address.model_dump(mode="json"), work)
+    body = address.model_dump(mode="json")
+    return _audited(caller, "resend", arguments, lambda: run(request, caller, idempotency_key, body, work))
 
 
 @router.post(
@@ -95,11 +146,15 @@ def reissue_line(
 ) -> JSONResponse:
     """For a code that may have reached someone else; optionally to a corrected address."""
 
+    arguments = {"line_id": line_id, **address.model_dump(exclude_none=True)}
+
     def work(session: Session, _key: str) -> Answer:
         view = ops.reissue(session, line_id, email=address.email, phone=address.phone)
+        _done(session, caller, "reissue", arguments, f"new card {view.card}, delivery {view.id}")
         return Answer(201, views.delivery(view).model_dump(mode="json"))
 
-    return run(request, caller, idempotency_key, address.model_dump(mode="json"), work)
+    body = address.model_dump(mode="json")
+    return _audited(caller, "reissue", arguments, lambda: run(request, caller, idempotency_key, body, work))
 
 
 @router.post(
@@ -112,8 +167,11 @@ def activate(card_id: PathId, request: Request, caller: Ops, idempotency_key: Id
     """For a card that reached its recipient without the vendor's shipped report; a redeemed
     or voided card is refused (invalid-state). Activating an active card changes nothing."""
 
+    arguments = {"card_id": card_id}
+
     def work(session: Session, key: str) -> Answer:
         view = activate_card(session, card_id, idempotency_key=key)
+        _done(session, caller, "activate", arguments, f"card {card_id} {view.status}")
         return Answer(200, views.card(view).model_dump(mode="json"))
 
-    return run(request, caller, idempotency_key, None, work)
+    return _audited(caller, "activate", arguments, lambda: run(request, caller, idempotency_key, None, work))

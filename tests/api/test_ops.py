@@ -92,3 +92,21 @@ def test_activate_a_physical_card_by_hand(api: Any) -> None:
     assert (refused.status_code, refused.json()["type"]) == (409, URN + "invalid-state")
     missing = api.client.post("/v1/cards/999999/activate", headers=api.headers(token, "act-3"))
     assert (missing.status_code, missing.json()["type"]) == (404, URN + "not-found")
+
+
+def test_ops_actions_over_http_are_in_the_audit_log(api: Any, order_body: Any) -> None:
+    from delivery.ops import audit
+
+    token = api.key("orders", "ops")
+    order = _issued_order(api, token, order_body)
+    done = api.client.post(f"/v1/orders/{order['id']}/cancel", headers=api.headers(token, "audit-1"))
+    again = api.client.post(f"/v1/orders/{order['id']}/cancel", headers=api.headers(token, "audit-1"))
+    refused = api.client.post(f"/v1/orders/{order['id']}/cancel", headers=api.headers(token, "audit-2"))
+    assert (done.status_code, again.status_code, refused.status_code) == (200, 200, 409)
+    with api.Session() as s:
+        entries = audit.recent(s)
+    # Newest first: the refusal, then the cancel; the replayed answer did nothing and wrote nothing.
+    assert [(e.action, e.outcome) for e in entries] == [("cancel", "refused"), ("cancel", "done")]
+    assert {e.arguments["order_id"] for e in entries} == {order["id"]}
+    assert all(e.actor.startswith("api-key:") for e in entries)
+    assert "already cancelled" in entries[0].detail
