@@ -28,7 +28,6 @@ import multiprocessing
 import os
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -38,7 +37,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._anchors import DEFAULT_POSTGRES_URL, Stopwatch, scratch_database, table
+from bench._anchors import (
+    DEFAULT_POSTGRES_URL,
+    Stopwatch,
+    scratch_database,
+    start_workers,
+    stop_group,
+    table,
+    wait_for_workers,
+)
 
 GOAL_RATIO = 0.6
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,40 +192,6 @@ def _order(first: int, lines: int) -> dict[str, Any]:
     }
 
 
-def _start_workers(env: dict[str, str], workers: int, log: Path, loglevel: str) -> subprocess.Popen[bytes]:
-    celery = str(Path(sys.executable).with_name("celery"))
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [
-                celery,
-                "-A",
-                "worker",
-                "worker",
-                "-Q",
-                "orders,email,scheduler",
-                "-c",
-                str(workers),
-                "--without-mingle",
-                "--without-gossip",
-                f"--loglevel={loglevel}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _wait_ready(timeout: float = 60.0) -> None:
-    from delivery.worker.celery_app import get_app
-
-    deadline = time.monotonic() + timeout
-    while not get_app().control.ping(timeout=0.5):
-        if time.monotonic() > deadline:
-            raise SystemExit("the workers did not answer a ping")
-
-
 def pipeline(cards: int, lines: int, sent_count: Any) -> tuple[float, list[float], float]:
     """(cards per second end to end, place_order latencies in s, orders placed per second)."""
     from delivery import place_order
@@ -297,12 +270,6 @@ def _gifts_sent() -> int:
         return int(s.scalar(query) or 0)
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is not None and process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -344,10 +311,14 @@ def main(argv: list[str] | None = None) -> int:
             _wait_for_port(port)
             blast = smtp_blast(port, args.cards, args.workers, _sample_gift())
             delays = delay_rate(args.redis_url, args.delays)
-            workers = _start_workers(
-                env, args.workers, args.worker_log or data_dir / "workers.log", args.worker_loglevel
+            workers = start_workers(
+                env,
+                "orders,email,scheduler",
+                args.workers,
+                args.worker_log or data_dir / "workers.log",
+                args.worker_loglevel,
             )
-            _wait_ready()
+            wait_for_workers()
             groups = {"workers": workers.pid, "sink": sink.pid, "bench (place_order)": os.getpgrp()}
             before = _cpu_by_group(groups)
             try:
@@ -355,11 +326,11 @@ def main(argv: list[str] | None = None) -> int:
                 after = _cpu_by_group(groups)
                 cpu = {k: (after[k] - before[k]) * 1000 / args.cards for k in after}
             finally:
-                _stop(workers)
+                stop_group(workers)
                 reset_engine()
     finally:
-        _stop(workers)
-        _stop(sink)
+        stop_group(workers)
+        stop_group(sink)
         shutil.rmtree(data_dir, ignore_errors=True)
     _report(args, blast, delays, measured)
     print("\nCPU per card during the pipeline run (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
