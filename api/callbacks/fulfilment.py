@@ -7,7 +7,7 @@ HMAC-SHA256 of the body>`` under ``GIFTQ_FULFILMENT_CALLBACK_SECRET``.
 ``shipped`` activates the card and tells the purchaser the tracking, ``lost`` or
 ``damaged`` voids it and puts a replacement in the next batch. The answer is 200 with
 what changed once it is committed (a repeated report changes nothing and says so), 401
-for a bad signature, 422 naming every refused row, 503 when no secret is configured.
+for a bad signature, 422 naming every refused row, 403 when no secret is configured.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _apply(body: bytes, signature: str | None) -> Applied:
 
 @router.post(
     "/reports",
-    responses=openapi_responses("unauthorized", "validation", "unavailable"),
+    responses=openapi_responses("unauthorized", "forbidden", "validation"),
     summary="The fulfilment vendor's reports: shipped, lost or damaged cards (signed JSON)",
 )
 async def fulfilment_reports(request: Request) -> dict[str, Any]:
@@ -52,7 +52,8 @@ async def fulfilment_reports(request: Request) -> dict[str, Any]:
             },
         ) from None
     except FulfilmentConfigError as exc:
-        raise Problem("unavailable", str(exc)) from None
+        # Not configured to take reports: a refusal of the caller, not a fault of ours.
+        raise Problem("forbidden", str(exc)) from None
     return {
         "changed": list(applied.changed),
         "unchanged": list(applied.unchanged),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -36,34 +36,43 @@ def _transaction() -> Iterator[Session]:
         raise typer.Exit(1) from None
 
 
-def _cards(rows: list[ops.CardView], *, title: str) -> Table:
-    table = Table(title=title)
-    for column in (
-        "item",
-        "order",
-        "card",
-        "recipient",
-        "ship to",
-        "status",
-        "batch",
-        "vendor says",
-        "tries",
-    ):
-        table.add_column(column, no_wrap=column in ("item", "card", "batch"))
+def _cards(rows: list[ops.CardView], *, title: str) -> RenderableType:
+    # Imported here: delivery.cli's package module imports this one to register its commands.
+    from delivery.cli import output  # noqa: PLC0415
+
+    columns = [
+        output.Column("item", whole=True),
+        output.Column("order", whole=True),
+        output.Column("card", whole=True),
+        output.Column("recipient"),
+        output.Column("ship to"),
+        output.Column("status"),
+        output.Column("batch", whole=True),
+        output.Column("vendor says"),
+        output.Column("tries"),
+    ]
+    cells = []
     for c in rows:
         said = f"{c.reported} {c.carrier or ''} {c.tracking_number or ''}".strip() if c.reported else ""
-        table.add_row(
-            c.item_ref,
-            str(c.order_id),
-            c.card or "",
-            c.recipient_name,
-            c.ship_to,
-            c.status if c.status != "scheduled" else f"due {c.due_at:%F %H:%M} UTC",
-            c.batch_ref or "",
-            said,
-            str(c.attempts) + (f" ({c.last_error[:40]})" if c.last_error else ""),
+        cells.append(
+            [
+                c.item_ref,
+                str(c.order_id),
+                c.card or "",
+                c.recipient_name,
+                c.ship_to,
+                c.status if c.status != "scheduled" else f"due {c.due_at:%F %H:%M} UTC",
+                c.batch_ref or "",
+                said,
+                str(c.attempts) + (f" ({c.last_error[:40]})" if c.last_error else ""),
+            ]
         )
-    return table
+    # A table when it fits the terminal; one block per card when it would cut a name or an id.
+    return output.table(title, columns, cells)
+
+
+def _show(renderable: RenderableType) -> None:
+    console.print(renderable, crop=False)
 
 
 @app.command()
@@ -71,7 +80,7 @@ def awaiting(limit: Limit = 100) -> None:
     """Cards not yet with the vendor (waiting for a cut-off or a retry)."""
     with _transaction() as session:
         rows = ops.awaiting(session, limit=limit)
-    console.print(_cards(rows, title="awaiting fulfilment"))
+    _show(_cards(rows, title="awaiting fulfilment"))
 
 
 @app.command("batches")
@@ -97,7 +106,7 @@ def batch(ref: str) -> None:
     console.print(
         f"batch {view.ref} ({view.backend}): {view.status}, {view.cards} cards, {view.response or ''}"
     )
-    console.print(_cards(rows, title=view.ref))
+    _show(_cards(rows, title=view.ref))
 
 
 @app.command()
@@ -105,7 +114,7 @@ def shipped(limit: Limit = 100) -> None:
     """Shipped cards, with carrier and tracking number."""
     with _transaction() as session:
         rows = ops.shipped(session, limit=limit)
-    console.print(_cards(rows, title="shipped"))
+    _show(_cards(rows, title="shipped"))
 
 
 @app.command()

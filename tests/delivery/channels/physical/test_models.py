@@ -1,4 +1,4 @@
-"""Migration 0005 creates exactly the fulfilment tables the models describe, and goes back."""
+"""Migration 0006 creates exactly the fulfilment tables the models describe, and goes back."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_down_and_up_again(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         assert set(inspect(engine).get_table_names()) >= TABLES
-        migrate.downgrade(database_url, "-1")
+        migrate.downgrade(database_url, "0005")  # the revision before the fulfilment tables
         assert not TABLES & set(inspect(engine).get_table_names())
         migrate.upgrade(database_url)
         assert set(inspect(engine).get_table_names()) >= TABLES
