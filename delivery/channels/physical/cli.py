@@ -72,7 +72,10 @@ def _cards(rows: list[ops.CardView], *, title: str) -> RenderableType:
 
 
 def _show(renderable: RenderableType) -> None:
-    console.print(renderable, crop=False)
+    # The console that measured the table prints it (made now: the width is read now).
+    from delivery.cli import output  # noqa: PLC0415
+
+    output.show(renderable)
 
 
 @app.command()
