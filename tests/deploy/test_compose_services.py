@@ -282,3 +282,104 @@ def test_beat_service_publishes_the_periodic_tasks(
     broker.close()
     assert "giftq.dispatch_due" in names
     assert (run_dir / "celerybeat-schedule").exists() or list(run_dir.glob("celerybeat-schedule*"))
+
+
+def test_an_order_goes_through_the_api_to_the_mail_server(
+    pg_url: str, redis_url: str, run_dir: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
+    """The stack as compose runs it: the API, the orders and email workers, and a mail server
+    (giftq's SMTP sink stands in for Mailpit, a third-party image that cannot run here)."""
+    mail_port = _free_port()
+    mail_dir = run_dir / "mail"
+    started.append(
+        subprocess.Popen(
+            [
+                str(BIN / "giftq"),
+                "smtp-sink",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mail_port),
+                "--dir",
+                str(mail_dir),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    services = _compose()["services"]
+
+    def environment(name: str) -> dict[str, str]:
+        env = _environment(services[name], pg_url, redis_url, run_dir / name)
+        env.update(GIFTQ_SMTP_HOST="127.0.0.1", GIFTQ_SMTP_PORT=str(mail_port))
+        return env
+
+    for name in ("worker-orders", "worker-email"):
+        started.append(
+            subprocess.Popen(
+                _command(services[name], run_dir / name),
+                env=environment(name),
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    api = services["api"]
+    command = _command(api, run_dir / "api")
+    api_port = _free_port()
+    command[command.index("--port") + 1] = str(api_port)
+    command[command.index("--host") + 1] = "127.0.0.1"
+    command[command.index("--workers") + 1] = "1"
+    api_env = environment("api")
+    started.append(
+        subprocess.Popen(command, env=api_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )
+    # A storefront's key, made as the README says, with the API's own settings.
+    made = subprocess.run(
+        [str(BIN / "giftq"), "api-keys", "create", "--name", "shop", "--scope", "orders"],
+        env=api_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    token = made.stdout.strip().splitlines()[-1]
+    deadline = time.monotonic() + 60
+    while _healthcheck(api, api_env, **{"8000": str(api_port)}).returncode != 0:
+        assert time.monotonic() < deadline, "the api service never answered its healthcheck"
+        time.sleep(0.5)
+
+    order = {
+        "purchaser": {"name": "Pat Buyer", "email": "pat@example.com"},
+        "lines": [
+            {
+                "channel": "email",
+                "amount": 2500,
+                "marketplace": "US",
+                "recipient": {"name": "Robin", "email": "robin@example.com"},
+            }
+        ],
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{api_port}/v1/orders",
+        data=json.dumps(order).encode(),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": "compose-order-1",
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 201
+
+    def delivered() -> list[Path]:
+        new = mail_dir / "new"
+        return [p for p in new.iterdir() if b"robin@example.com" in p.read_bytes()] if new.is_dir() else []
+
+    deadline = time.monotonic() + 90
+    while not delivered():
+        assert time.monotonic() < deadline, "the gift never reached the mail server"
+        time.sleep(0.5)
