@@ -14,15 +14,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from giftq.db import BigId
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-
-def _id() -> sa.types.TypeEngine[int]:
-    # SQLite auto-increments only INTEGER PRIMARY KEY.
-    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _when(name: str) -> sa.Column[object]:
@@ -32,8 +30,8 @@ def _when(name: str) -> sa.Column[object]:
 def upgrade() -> None:
     op.create_table(
         "printable_links",
-        sa.Column("id", _id(), autoincrement=True, nullable=False),
-        sa.Column("delivery_id", _id(), nullable=False),
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("delivery_id", BigId, nullable=False),
         _when("expires_at"),
         sa.Column("max_uses", sa.Integer(), nullable=False),
         sa.Column("uses", sa.Integer(), nullable=False),

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from giftq.db import BigId, sql_in
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -23,13 +25,6 @@ BATCH_STATUSES = ("open", "accepted", "failed")
 REPORT_EVENTS = ("shipped", "lost", "damaged")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-def _id() -> sa.types.TypeEngine[int]:
-    # SQLite auto-increments only INTEGER PRIMARY KEY.
-    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _when(name: str) -> sa.Column[object]:
@@ -39,7 +34,7 @@ def _when(name: str) -> sa.Column[object]:
 def upgrade() -> None:
     op.create_table(
         "fulfilment_batches",
-        sa.Column("id", _id(), autoincrement=True, nullable=False),
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("ref", sa.String(40), nullable=False),
         sa.Column("backend", sa.String(8), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
@@ -50,14 +45,14 @@ def upgrade() -> None:
         _when("updated_at"),
         sa.PrimaryKeyConstraint("id", name="pk_fulfilment_batches"),
         sa.UniqueConstraint("ref", name="uq_fulfilment_batches_ref"),
-        sa.CheckConstraint(_in("status", BATCH_STATUSES), name="ck_fulfilment_batches_status"),
+        sa.CheckConstraint(sql_in("status", BATCH_STATUSES), name="ck_fulfilment_batches_status"),
     )
     op.create_table(
         "fulfilment_items",
-        sa.Column("id", _id(), autoincrement=True, nullable=False),
-        sa.Column("batch_id", _id(), nullable=False),
-        sa.Column("delivery_id", _id(), nullable=False),
-        sa.Column("card_id", _id(), nullable=False),
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("batch_id", BigId, nullable=False),
+        sa.Column("delivery_id", BigId, nullable=False),
+        sa.Column("card_id", BigId, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_fulfilment_items"),
         sa.ForeignKeyConstraint(
             ["batch_id"], ["fulfilment_batches.id"], name="fk_fulfilment_items_batch_id_fulfilment_batches"
@@ -70,8 +65,8 @@ def upgrade() -> None:
     op.create_index("ix_fulfilment_items_delivery_id", "fulfilment_items", ["delivery_id"])
     op.create_table(
         "fulfilment_reports",
-        sa.Column("id", _id(), autoincrement=True, nullable=False),
-        sa.Column("delivery_id", _id(), nullable=False),
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("delivery_id", BigId, nullable=False),
         sa.Column("event", sa.String(16), nullable=False),
         sa.Column("carrier", sa.String(40), nullable=True),
         sa.Column("tracking_number", sa.String(64), nullable=True),
@@ -83,7 +78,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["delivery_id"], ["deliveries.id"], name="fk_fulfilment_reports_delivery_id_deliveries"
         ),
-        sa.CheckConstraint(_in("event", REPORT_EVENTS), name="ck_fulfilment_reports_event"),
+        sa.CheckConstraint(sql_in("event", REPORT_EVENTS), name="ck_fulfilment_reports_event"),
     )
     op.create_index(
         "ix_fulfilment_reports_delivery_id_event", "fulfilment_reports", ["delivery_id", "event"], unique=True

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from giftq.db import BigId, sql_in
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -23,13 +25,6 @@ PROGRAM_CHANNELS = ("email", "sms")
 SKIP_REASONS = ("too_late", "paused", "refused")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-def _id() -> sa.types.TypeEngine[int]:
-    # SQLite auto-increments only INTEGER PRIMARY KEY.
-    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _when(name: str) -> sa.Column[object]:
@@ -39,7 +34,7 @@ def _when(name: str) -> sa.Column[object]:
 def upgrade() -> None:
     op.create_table(
         "birthday_programs",
-        sa.Column("id", _id(), autoincrement=True, nullable=False),
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("name", sa.String(100), nullable=False),
         sa.Column("email", sa.String(320), nullable=True),
         sa.Column("phone", sa.String(16), nullable=True),
@@ -61,8 +56,8 @@ def upgrade() -> None:
         _when("updated_at"),
         sa.PrimaryKeyConstraint("id", name="pk_birthday_programs"),
         sa.UniqueConstraint("import_key", name="uq_birthday_programs_import_key"),
-        sa.CheckConstraint(_in("status", PROGRAM_STATUSES), name="ck_birthday_programs_status"),
-        sa.CheckConstraint(_in("channel", PROGRAM_CHANNELS), name="ck_birthday_programs_channel"),
+        sa.CheckConstraint(sql_in("status", PROGRAM_STATUSES), name="ck_birthday_programs_status"),
+        sa.CheckConstraint(sql_in("channel", PROGRAM_CHANNELS), name="ck_birthday_programs_channel"),
         sa.CheckConstraint("amount > 0", name="ck_birthday_programs_amount_positive"),
     )
     op.create_index(
@@ -70,10 +65,10 @@ def upgrade() -> None:
     )
     op.create_table(
         "program_placements",
-        sa.Column("id", _id(), autoincrement=True, nullable=False),
-        sa.Column("program_id", _id(), nullable=False),
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("program_id", BigId, nullable=False),
         sa.Column("year", sa.Integer(), nullable=False),
-        sa.Column("order_id", _id(), nullable=True),
+        sa.Column("order_id", BigId, nullable=True),
         sa.Column("skip_reason", sa.String(16), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
         _when("send_at"),
@@ -91,7 +86,7 @@ def upgrade() -> None:
             " OR (order_id IS NULL AND skip_reason IS NOT NULL)",
             name="ck_program_placements_placed_or_skipped",
         ),
-        sa.CheckConstraint(_in("skip_reason", SKIP_REASONS), name="ck_program_placements_skip_reason"),
+        sa.CheckConstraint(sql_in("skip_reason", SKIP_REASONS), name="ck_program_placements_skip_reason"),
     )
     op.create_index(
         "ix_program_placements_skip_reason_created_at", "program_placements", ["skip_reason", "created_at"]
