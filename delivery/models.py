@@ -49,6 +49,32 @@ class OrderStatus(StrEnum):
     FAILED = "failed"
     """Issuance was refused for good (``error`` says why); nothing more happens."""
     CANCELLED = "cancelled"
+    AWAITING_PAYMENT = "awaiting_payment"
+    """Held until the storefront confirms the payment; nothing is issued meanwhile."""
+    IN_REVIEW = "in_review"
+    """Held for a fraud review until ops release or reject it; nothing is issued meanwhile."""
+
+
+HELD = frozenset({OrderStatus.AWAITING_PAYMENT, OrderStatus.IN_REVIEW})
+"""An order in one of these has no card and no delivery: the outbox and the sweeper pass it by."""
+
+
+class PaymentState(StrEnum):
+    """An order placed awaiting payment; None on an order placed paid."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    OVERDUE = "overdue"
+    """Not confirmed by the deadline (``GIFTQ_PAYMENT_DEADLINE_SECONDS``): cancelled."""
+
+
+class ReviewState(StrEnum):
+    """An order held for a fraud review; None on an order never held for one."""
+
+    PENDING = "pending"
+    RELEASED = "released"
+    REJECTED = "rejected"
 
 
 class DeliveryKind(StrEnum):
@@ -58,6 +84,8 @@ class DeliveryKind(StrEnum):
     """The order confirmation (receipt, masked codes), to the purchaser."""
     DELIVERED_NOTICE = "delivered_notice"
     FAILED_NOTICE = "failed_notice"
+    CANCELLED_NOTICE = "cancelled_notice"
+    """A held order was cancelled before anything was issued: to the purchaser, with why."""
 
 
 class AttemptOutcome(StrEnum):
@@ -74,7 +102,10 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         CheckConstraint(sql_in("status", list(OrderStatus)), name="status"),
+        CheckConstraint(sql_in("payment", list(PaymentState)), name="payment"),
+        CheckConstraint(sql_in("review", list(ReviewState)), name="review"),
         Index(None, "status", "updated_at"),
+        Index(None, "purchaser_key", "created_at"),
     )
 
     id: Mapped[bigid_pk]
@@ -87,8 +118,14 @@ class Order(Base):
     purchaser_email: Mapped[str] = mapped_column(String(320))
     purchaser_locale: Mapped[str | None] = mapped_column(String(20))
     """The purchaser's language (``de_DE``); None: the first line's marketplace decides."""
+    purchaser_key: Mapped[str | None] = mapped_column(String(320))
+    """The purchaser's email address, lower-cased: whose cards a day's limit counts."""
     line_count: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    payment: Mapped[PaymentState | None] = mapped_column(EnumText(PaymentState, 16))
+    payment_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    """When an unconfirmed payment makes the order overdue (it is then cancelled)."""
+    review: Mapped[ReviewState | None] = mapped_column(EnumText(ReviewState, 16))
     created_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[utc_datetime] = mapped_column(default=utcnow)
     """Last progress, or last re-enqueue by the sweeper."""

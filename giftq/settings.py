@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     """A delivery ``sending`` this long lost its worker (longer than the task time limit)."""
     delivered_notice_max_lines: int = Field(default=5, ge=0)
     """Purchasers hear of each delivered gift only for orders up to this many lines."""
+    payment_deadline_seconds: int = Field(default=24 * 3600, gt=0)
+    """An order placed awaiting payment is cancelled (and its purchaser told) when the
+    storefront has not confirmed the payment this long after it was placed."""
+    marketplace_limits: dict[str, dict[str, int | None]] = {}
+    """Per marketplace, limits that replace the shipped ones (``ledger.limits``), as JSON:
+    ``{"US": {"max_card": 50000, "max_cards_per_day": 20}}``; null lifts a limit."""
 
     # --- channels: the back end of each ("none": its deliveries wait, listed by giftq ops failures) ---
     printable_backend: Literal["email", "none"] = "none"

@@ -39,3 +39,14 @@ def get_marketplace(code: str) -> Marketplace:
     except (KeyError, AttributeError):
         known = ", ".join(MARKETPLACES)
         raise UnknownMarketplace(f"unknown marketplace {code!r} (known: {known})") from None
+
+
+def plain_amount(amount: int, marketplace: str) -> str:
+    """``amount`` minor units written plainly with the currency code: ``2,500.00 USD``,
+    ``5,000 JPY`` (ops' tables and error messages; readers' emails use their locale)."""
+    market = get_marketplace(marketplace)
+    if market.minor_units == 0:
+        return f"{amount:,} {market.currency}"
+    whole, part = divmod(abs(amount), 10**market.minor_units)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{whole:,}.{part:0{market.minor_units}d} {market.currency}"

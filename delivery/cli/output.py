@@ -21,7 +21,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ledger.marketplaces import get_marketplace
+from ledger.marketplaces import plain_amount
 
 
 def console() -> Console:
@@ -68,12 +68,7 @@ def report_action(json: bool, dry_run: bool, text: str, data: object) -> None:
 
 
 def money(amount: int, marketplace: str) -> str:
-    market = get_marketplace(marketplace)
-    if market.minor_units == 0:
-        return f"{amount:,} {market.currency}"
-    whole, part = divmod(abs(amount), 10**market.minor_units)
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{whole:,}.{part:0{market.minor_units}d} {market.currency}"
+    return plain_amount(amount, marketplace)
 
 
 def when(at: dt.datetime | None) -> str:
