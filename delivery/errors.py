@@ -2,10 +2,12 @@
 
     DeliveryError
     ├── InvalidOrder          the order failed validation; ``.errors`` names each bad field
+    │   └── OrderOverLimit    past a marketplace's limit; ``.breaches`` names each limit
     ├── IdempotencyConflict   an idempotency key reused for a different order
     ├── NotFound              no such order, line or delivery
     ├── InvalidTransition     a delivery state change the state machine does not allow
-    └── OpsRefused            an ops action that does not apply to the row as it is
+    ├── OpsRefused            an ops action that does not apply to the row as it is
+    └── HoldRefused           a payment or review answer for an order that is not held so
 
 Messages carry ids, field names and the last four characters of a code at most;
 never a claim code.
@@ -40,6 +42,31 @@ class InvalidOrder(DeliveryError, ValueError):
         super().__init__("invalid order: " + "; ".join(str(e) for e in self.errors))
 
 
+@dataclass(frozen=True, slots=True)
+class LimitBreach:
+    """One limit an order goes past (:mod:`ledger.limits`): amounts in minor units."""
+
+    limit: str
+    """``min_card``, ``max_card``, ``max_order_total`` or ``max_cards_per_day``."""
+    marketplace: str
+    currency: str
+    value: int
+    """The limit."""
+    amount: int
+    """What the order asks for: a card's amount, the order's total, or the day's cards."""
+    path: str
+    message: str
+
+
+class OrderOverLimit(InvalidOrder):
+    """The order goes past a marketplace's limit; nothing was written. Each breach is also
+    a field error, so a caller that knows only :class:`InvalidOrder` reads it too."""
+
+    def __init__(self, breaches: Sequence[LimitBreach]) -> None:
+        self.breaches = tuple(breaches)
+        super().__init__([FieldError(b.path, b.message) for b in self.breaches])
+
+
 class IdempotencyConflict(DeliveryError):
     """The idempotency key was used before for a different order."""
 
@@ -54,3 +81,8 @@ class InvalidTransition(DeliveryError):
 
 class OpsRefused(DeliveryError):
     """An ops action does not apply to the row in its current state; the message says why."""
+
+
+class HoldRefused(DeliveryError):
+    """A payment confirmation, decline or review decision for an order that is not held
+    that way (never was, or was cancelled); the message says what the order is."""

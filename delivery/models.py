@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from delivery.reasons import FailureReason
+from delivery.reasons import CancelReason, FailureReason
 from delivery.states import DeliveryStatus
 from giftq.db import Base, BigId, EnumText, UTCDateTime, bigid_pk, minor_units, sql_in, utc_datetime, utcnow
 
@@ -243,7 +243,7 @@ def new_delivery_row(
     line_id: int | None = None,
     card_id: int | None = None,
     parent_id: int | None = None,
-    reason: FailureReason | None = None,
+    reason: FailureReason | CancelReason | None = None,
 ) -> dict[str, Any]:
     """The values of a new delivery row (insert many at once with ``insert(Delivery)``)."""
     return {

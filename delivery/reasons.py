@@ -30,6 +30,19 @@ class FailureReason(StrEnum):
     """The recipient asked not to receive messages (e.g. replied STOP to a text)."""
 
 
+class CancelReason(StrEnum):
+    """Why a held order was cancelled before anything was issued: its notice says it."""
+
+    PAYMENT_DECLINED = "payment_declined"
+    """The storefront reported that the payment did not go through."""
+    PAYMENT_OVERDUE = "payment_overdue"
+    """The payment was not confirmed by the deadline (``GIFTQ_PAYMENT_DEADLINE_SECONDS``)."""
+    REVIEW_REJECTED = "review_rejected"
+    """Ops rejected the order in its fraud review."""
+    CANCELLED = "cancelled"
+    """Ops cancelled it while it was held."""
+
+
 def parse(value: str | None) -> FailureReason | None:
     """The key stored in a notice row, or None for an old free-text reason."""
     try:

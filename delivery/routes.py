@@ -11,10 +11,13 @@ from delivery.channels.registry import CHANNELS
 ROUTES: dict[str, str] = {
     "giftq.place_order": "orders",
     "giftq.process_order": "orders",
+    "giftq.confirm_payment": "orders",
+    "giftq.decline_payment": "orders",
     **{info.task: info.queue for info in CHANNELS.values()},
     "giftq.dispatch_due": "scheduler",
     "giftq.sweep": "scheduler",
     "giftq.place_programs": "scheduler",
+    "giftq.expire_holds": "scheduler",
     # Physical cards: the batch at each cut-off, and the vendor's report files.
     "giftq.fulfilment_batch": "fulfilment",
     "giftq.fulfilment_reports": "fulfilment",

@@ -13,7 +13,10 @@ caller commits. Codes are never shown: a card is its id and ``••••-XXXX`
 - :func:`reissue` voids the card, issues a new code for the same line, and delivers it;
   use it when the code may have reached someone else. A redeemed card cannot be reissued.
 - :func:`cancel_order` stops everything not yet sent and voids those cards; gifts already
-  sent stay valid (their refund is a ledger matter), and the report says which.
+  sent stay valid (their refund is a ledger matter), and the report says which. A held
+  order (nothing issued) is cancelled and its purchaser told.
+- :func:`hold_for_review`, :func:`release_review`, :func:`reject_review`: the fraud review
+  (:mod:`delivery.orders.holds`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,17 @@ from delivery import lifecycle
 from delivery.addresses import UndeliverableAddress, deliverable_email, deliverable_phone
 from delivery.channels import registry
 from delivery.errors import NotFound, OpsRefused
-from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine, OrderStatus, SuppressedAddress
+from delivery.models import (
+    HELD,
+    Channel,
+    Delivery,
+    DeliveryKind,
+    Order,
+    OrderLine,
+    OrderStatus,
+    SuppressedAddress,
+)
+from delivery.ops.held import HeldView, list_held
 from delivery.ops.lookups import (
     AttemptView,
     CardLookup,
@@ -41,8 +54,11 @@ from delivery.ops.lookups import (
     lookup_order,
     views,
 )
+from delivery.orders import holds
+from delivery.orders.holds import HoldAnswer, hold_for_review, reject_review, release_review
 from delivery.orders.processing import card_reference, gift_delivery
 from delivery.outbox import enqueue_deliveries
+from delivery.reasons import CancelReason
 from delivery.states import FINAL_FAILURES, PENDING
 from delivery.states import DeliveryStatus as S
 from giftq.db import utcnow
@@ -56,14 +72,20 @@ __all__ = [
     "CancelReport",
     "CardLookup",
     "DeliveryView",
+    "HeldView",
+    "HoldAnswer",
     "LineView",
     "OrderView",
     "cancel_order",
+    "hold_for_review",
     "list_failures",
+    "list_held",
     "list_suppressed",
     "lookup_card",
     "lookup_order",
     "reissue",
+    "reject_review",
+    "release_review",
     "replay",
     "replay_failures",
     "resend",
@@ -346,6 +368,10 @@ def cancel_order(session: Session, order_id: int) -> CancelReport:
         raise OpsRefused(f"order {order_id} is already cancelled")
     now = utcnow()
     report = CancelReport(order_id)
+    if order.status in HELD:
+        # Nothing of it was issued or sent: the purchaser is told, as for any held order's end.
+        holds.cancel_held(session, order, CancelReason.CANCELLED, "cancelled by ops while held", now)
+        return report
     gifts: dict[int, list[Delivery]] = {}
     for d in session.scalars(
         select(Delivery)

@@ -4,11 +4,17 @@
 transaction, and enqueues issuance after that transaction commits. It is idempotent by
 key: the same key with the same order returns the first result; with another order it
 raises :class:`~delivery.errors.IdempotencyConflict`. Bad input raises
-:class:`~delivery.errors.InvalidOrder` naming every bad field, before anything is written.
+:class:`~delivery.errors.InvalidOrder` naming every bad field, before anything is written;
+an order past a marketplace's limit raises its subclass
+:class:`~delivery.errors.OrderOverLimit` (:mod:`delivery.orders.limits`).
+
+An order placed with ``"payment": "pending"`` or ``"review": true`` is held
+(:mod:`delivery.orders.holds`): written, but nothing is enqueued until the hold ends.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -19,10 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from delivery.errors import IdempotencyConflict
-from delivery.models import Order, OrderLine, OrderStatus
-from delivery.orders import schemas
+from delivery.models import Order, OrderLine, OrderStatus, PaymentState, ReviewState
+from delivery.orders import limits, schemas
 from delivery.outbox import enqueue_after_commit
 from giftq.db import session_factory, utcnow
+from giftq.settings import get_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +44,13 @@ class PlacedOrder:
 
 
 def request_hash(order: schemas.Order) -> str:
-    canonical = json.dumps(order.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = order.model_dump(mode="json")
+    # An order that asks for no hold hashes as it did before holds existed: a key placed
+    # then and replayed now is the same request.
+    for name, default in schemas.HOLD_DEFAULTS.items():
+        if data[name] == default:
+            del data[name]
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -59,17 +72,30 @@ def _place(session: Session, order: schemas.Order, key: str) -> PlacedOrder:
     existing = _by_key(session, key)
     if existing is not None:
         return _replay(existing, digest)
+    now = utcnow()
+    limits.check(session, order, now=now)
+    status = held_status(order)
     try:
         with session.begin_nested():
-            order_id = _insert(session, order, key, digest)
+            order_id = _insert(session, order, key, digest, status, now)
     except IntegrityError:
         # Another request with this key committed between our look-up and insert.
         existing = _by_key(session, key)
         if existing is None:
             raise
         return _replay(existing, digest)
-    enqueue_after_commit(session, "giftq.process_order", {"order_id": order_id})
-    return PlacedOrder(order_id, OrderStatus.RECEIVED, created=True)
+    if status == OrderStatus.RECEIVED:
+        enqueue_after_commit(session, "giftq.process_order", {"order_id": order_id})
+    return PlacedOrder(order_id, status, created=True)
+
+
+def held_status(order: schemas.Order) -> OrderStatus:
+    """Where an order starts: held for its payment first, then for a review, else received."""
+    if order.payment == "pending":
+        return OrderStatus.AWAITING_PAYMENT
+    if order.review:
+        return OrderStatus.IN_REVIEW
+    return OrderStatus.RECEIVED
 
 
 def _by_key(session: Session, key: str) -> Order | None:
@@ -84,17 +110,23 @@ def _replay(existing: Order, digest: str) -> PlacedOrder:
     return PlacedOrder(existing.id, existing.status, created=False)
 
 
-def _insert(session: Session, order: schemas.Order, key: str, digest: str) -> int:
-    now = utcnow()
+def _insert(
+    session: Session, order: schemas.Order, key: str, digest: str, status: OrderStatus, now: dt.datetime
+) -> int:
+    pending = order.payment == "pending"
     row = Order(
         idempotency_key=key,
         request_hash=digest,
         reference=order.reference,
-        status=OrderStatus.RECEIVED,
+        status=status,
         purchaser_name=order.purchaser.name,
         purchaser_email=order.purchaser.email,
+        purchaser_key=limits.purchaser_key(order.purchaser.email),
         purchaser_locale=order.purchaser.locale,
         line_count=len(order.lines),
+        payment=PaymentState.PENDING if pending else None,
+        payment_due_at=now + dt.timedelta(seconds=get_settings().payment_deadline_seconds) if pending else None,
+        review=ReviewState.PENDING if order.review else None,
         created_at=now,
         updated_at=now,
     )

@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from babel import Locale, UnknownLocaleError
 from pydantic import (
@@ -321,6 +321,14 @@ class Order(_Model):
     reference: Annotated[Text, AfterValidator(_no_control)] | None = Field(
         default=None, description="The storefront's own order number, shown on the receipt"
     )
+    payment: Literal["paid", "pending"] = Field(
+        default="paid",
+        description="pending: nothing is issued or sent until the payment is confirmed "
+        "(POST /v1/orders/{id}/payment); cancelled if it is not by the deadline",
+    )
+    review: bool = Field(
+        default=False, description="true: held for a fraud review until ops release (or reject) it"
+    )
 
 
 def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
@@ -333,6 +341,10 @@ def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> l
         message = err["msg"].removeprefix("Value error, ")
         errors.append(FieldError(".".join(str(p) for p in loc) or "order", message))
     return errors
+
+
+HOLD_DEFAULTS: dict[str, Any] = {"payment": "paid", "review": False}
+"""The hold fields as an order without them reads: left out of its request hash."""
 
 
 def parse_order(payload: Any) -> Order:

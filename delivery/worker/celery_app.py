@@ -8,6 +8,8 @@ task                    queue       kwargs (JSON)
 giftq.place_order       orders      ``order`` (delivery/orders/order.schema.json), ``idempotency_key``
                         (or ``celery``, a client's default queue)
 giftq.process_order     orders      ``order_id``: issue the cards, create deliveries
+giftq.confirm_payment   orders      ``order_id``: the payment of a held order cleared
+giftq.decline_payment   orders      ``order_id``: it did not; cancel, tell the purchaser
 giftq.dispatch_email    email       ``delivery_ids``: send a batch of emails
 giftq.dispatch_sms      sms         ``delivery_ids``: send a batch of text messages
 giftq.dispatch_printable printables ``delivery_ids``: render and send printable cards
@@ -15,6 +17,7 @@ giftq.dispatch_physical fulfilment  ``delivery_ids``: hand physical cards to ful
 giftq.dispatch_due      scheduler   none: release due scheduled sends and retries (beat)
 giftq.sweep             scheduler   none: re-enqueue stuck orders and deliveries (beat)
 giftq.place_programs    scheduler   none: place the birthday programs' due gifts (beat)
+giftq.expire_holds      scheduler   none: cancel orders whose payment is overdue (beat)
 giftq.fulfilment_batch  fulfilment  none: physical cards' batch at each cut-off (beat)
 giftq.fulfilment_reports fulfilment none: apply the vendor's report files (beat)
 ======================  ==========  =============================================
@@ -147,6 +150,11 @@ def celery_config(s: Settings) -> dict[str, Any]:
             },
             "sweep": {
                 "task": "giftq.sweep",
+                "schedule": s.sweep_interval_seconds,
+                "options": {"expires": s.sweep_interval_seconds},
+            },
+            "expire-holds": {
+                "task": "giftq.expire_holds",
                 "schedule": s.sweep_interval_seconds,
                 "options": {"expires": s.sweep_interval_seconds},
             },

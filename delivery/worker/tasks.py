@@ -19,9 +19,9 @@ from sqlalchemy.exc import OperationalError
 from delivery import dispatch, due, sweeper
 from delivery.channels.physical import batches as physical_batches
 from delivery.channels.physical import reports as physical_reports
-from delivery.errors import FieldError, IdempotencyConflict, InvalidOrder, NotFound
+from delivery.errors import FieldError, HoldRefused, IdempotencyConflict, InvalidOrder, NotFound
 from delivery.models import Channel
-from delivery.orders import intake, processing, schemas
+from delivery.orders import holds, intake, processing, schemas
 from delivery.outbox import Message, publish
 from delivery.programs import tasks as program_tasks
 from giftq.db import session_factory, utcnow
@@ -118,6 +118,40 @@ def process_order(self: Task, *args: Any, order_id: Any = None, **extra: Any) ->
         if time.monotonic() > deadline:
             publish([Message("giftq.process_order", {"order_id": order_id})])
             return {"order_id": order_id, "status": progress.status, "issued": issued}
+
+
+@giftq_task("giftq.confirm_payment", bind=True, throws=(InvalidOrder, NotFound, HoldRefused), **_DB_RETRY)
+def confirm_payment(self: Task, *args: Any, order_id: Any = None, **extra: Any) -> dict[str, Any]:
+    """The storefront's word that a held order's payment cleared: kwargs ``order_id``."""
+    return _hold_answer(self, holds.confirm_payment, args, order_id, extra)
+
+
+@giftq_task("giftq.decline_payment", bind=True, throws=(InvalidOrder, NotFound, HoldRefused), **_DB_RETRY)
+def decline_payment(self: Task, *args: Any, order_id: Any = None, **extra: Any) -> dict[str, Any]:
+    """The storefront's word that a held order's payment failed: kwargs ``order_id``."""
+    return _hold_answer(self, holds.decline_payment, args, order_id, extra)
+
+
+def _hold_answer(
+    task: Task,
+    answer: Callable[[int], holds.HoldAnswer],
+    args: tuple[Any, ...],
+    order_id: Any,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    try:
+        _no_extras(args, extra)
+        return answer(_id(order_id, "order_id")).as_dict()
+    except (InvalidOrder, NotFound, HoldRefused) as exc:
+        log.error("%s %s refused, nothing changed: %s", task.name, task.request.id, exc)
+        raise
+
+
+@giftq_task("giftq.expire_holds", **_DB_RETRY)
+def expire_holds() -> dict[str, int]:
+    """Cancel held orders whose payment is past its deadline, telling each purchaser (beat)."""
+    with session_factory().begin() as session:
+        return {"cancelled": len(holds.expire_overdue(session))}
 
 
 def _dispatch(

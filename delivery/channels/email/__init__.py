@@ -25,6 +25,7 @@ from delivery.channels.email.contexts import (
     GiftDeliveredEmail,
     GiftEmail,
     GiftShippedEmail,
+    OrderCancelledEmail,
     OrderConfirmationEmail,
     PrintableGiftEmail,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "GiftEmail",
     "GiftShippedEmail",
     "InvalidAddress",
+    "OrderCancelledEmail",
     "OrderConfirmationEmail",
     "PrintableGiftEmail",
     "RenderedEmail",

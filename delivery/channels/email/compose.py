@@ -10,7 +10,7 @@ Each email is written for its reader: the gift in ``recipient_locale`` (default:
 line's marketplace's), the purchaser's receipt and notices in ``purchaser_locale``
 (default: the marketplace of the order's first line), whatever marketplace the gift is
 in. A failure notice says why from the key its row stores, with the failed gift's
-address and attempt count. Every email carries its delivery's stable Message-ID.
+address and attempt count; so does the notice of a held order's cancel, listing its cards. Every email carries its delivery's stable Message-ID.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ from delivery.channels.email import (
     GiftDeliveredEmail,
     GiftEmail,
     GiftShippedEmail,
+    OrderCancelledEmail,
     OrderConfirmationEmail,
 )
 from delivery.channels.email.message import message_id_for
 from delivery.channels.physical.tracking import Shipment, shipments
 from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine
+from delivery.reasons import CancelReason
 from delivery.states import DeliveryStatus
 from ledger import ClaimCode, reveal_codes
 from ledger.codes.text import mask
@@ -41,6 +43,8 @@ from ledger.errors import NotFound
 from ledger.marketplaces import get_marketplace
 
 _NOTICES = (DeliveryKind.DELIVERED_NOTICE, DeliveryKind.FAILED_NOTICE)
+_WHOLE_ORDER = (DeliveryKind.CONFIRMATION, DeliveryKind.CANCELLED_NOTICE)
+"""Emails about a whole order: they list every line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +85,7 @@ def _lines_of(session: Session, deliveries: list[Delivery]) -> dict[int, list[Or
     """Lines by order, in order: every line for a confirmation; otherwise the delivery's
     own line, and for a notice also the order's first (whose marketplace speaks for a
     purchaser who gave no locale)."""
-    confirm = {d.order_id for d in deliveries if d.kind == DeliveryKind.CONFIRMATION}
+    confirm = {d.order_id for d in deliveries if d.kind in _WHOLE_ORDER}
     notified = {d.order_id for d in deliveries if d.kind in _NOTICES}
     own = {d.line_id for d in deliveries if d.line_id is not None}
     by_order: dict[int, list[OrderLine]] = {}
@@ -146,6 +150,8 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
             locale=purchaser_locale(order, order_lines),
             message_id=message_id,
         )
+    if delivery.kind == DeliveryKind.CANCELLED_NOTICE:
+        return _cancelled(delivery, order, order_lines, message_id)
     line = loaded.lines_by_id[delivery.line_id or 0]
     if delivery.kind == DeliveryKind.GIFT:
         if delivery.card_id is None:
@@ -214,5 +220,31 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
         address=address,
         attempts=gift.attempts if gift else 0,
         locale=locale,
+        message_id=message_id,
+    )
+
+
+def _cancelled(
+    delivery: Delivery, order: Order, order_lines: list[OrderLine], message_id: str
+) -> OrderCancelledEmail:
+    deadline = order.payment_due_at - order.created_at if order.payment_due_at else dt.timedelta()
+    return OrderCancelledEmail(
+        purchaser_name=order.purchaser_name,
+        purchaser_email=delivery.to_address or order.purchaser_email,
+        order_ref=order_ref(order),
+        marketplace=order_lines[0].marketplace,
+        lines=tuple(
+            ConfirmationLine(
+                recipient_name=line.recipient_name,
+                channel=line.channel,
+                amount=line.amount,
+                marketplace=line.marketplace,
+            )
+            for line in order_lines
+        ),
+        reason=CancelReason(delivery.reason or CancelReason.CANCELLED),
+        # Whole hours, rounded up: a deadline of 90 minutes reads "2 hours", never "1".
+        deadline_hours=-(-int(deadline.total_seconds()) // 3600),
+        locale=purchaser_locale(order, order_lines),
         message_id=message_id,
     )

@@ -8,6 +8,7 @@ The order pipeline fills these from its rows and hands them to
 - :class:`GiftDeliveredEmail`: tells the purchaser that a gift arrived.
 - :class:`DeliveryFailedEmail`: tells the purchaser that a gift could not be delivered.
 - :class:`GiftShippedEmail`: tells the purchaser that a physical card was shipped (tracking).
+- :class:`OrderCancelledEmail`: tells the purchaser that a held order was cancelled, and why.
 - :class:`PrintableGiftEmail`: a print-at-home card, to the purchaser who prints it (the
   PDF travels as an attachment; the email itself holds no claim code).
 
@@ -31,7 +32,7 @@ from typing import ClassVar, Literal, TypeAlias
 
 from babel import Locale, UnknownLocaleError
 
-from delivery.reasons import FailureReason
+from delivery.reasons import CancelReason, FailureReason
 from ledger.marketplaces import get_marketplace
 
 Channel = Literal["email", "sms", "printable", "physical"]
@@ -303,6 +304,48 @@ class PrintableGiftEmail:
         return self.purchaser_email
 
 
+@dataclass(frozen=True, slots=True)
+class OrderCancelledEmail:
+    """Tells the purchaser that their held order was cancelled before any card was issued.
+
+    ``reason`` (:class:`~delivery.reasons.CancelReason`) picks the sentence of why;
+    ``deadline_hours`` is how long the payment was given (said when it was overdue).
+    ``lines`` are the cards that will not come (no codes: none were issued).
+    """
+
+    kind: ClassVar[str] = "order_cancelled"
+    auto_submitted: ClassVar[bool] = True
+
+    purchaser_name: str
+    purchaser_email: str
+    order_ref: str
+    marketplace: str
+    lines: tuple[ConfirmationLine, ...]
+    reason: CancelReason
+    deadline_hours: int = 0
+    locale: str | None = field(default=None, kw_only=True)
+    """The purchaser's locale; None: the marketplace's (the order's first line's)."""
+    message_id: str | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _normalize_marketplace(self, self.marketplace)
+        _check_locale(self.locale)
+        object.__setattr__(self, "lines", tuple(self.lines))
+        object.__setattr__(self, "reason", CancelReason(self.reason))
+        if not self.lines:
+            raise ValueError("a cancelled order lists at least one card")
+        if type(self.deadline_hours) is not int or self.deadline_hours < 0:
+            raise ValueError("deadline_hours must be a count of hours (an int, not negative)")
+
+    @property
+    def to_name(self) -> str:
+        return self.purchaser_name
+
+    @property
+    def to_addr(self) -> str:
+        return self.purchaser_email
+
+
 EmailContext: TypeAlias = (
     GiftEmail
     | OrderConfirmationEmail
@@ -310,4 +353,5 @@ EmailContext: TypeAlias = (
     | DeliveryFailedEmail
     | GiftShippedEmail
     | PrintableGiftEmail
+    | OrderCancelledEmail
 )

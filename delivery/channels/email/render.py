@@ -47,6 +47,7 @@ from delivery.channels.email.contexts import (
     GiftDeliveredEmail,
     GiftEmail,
     GiftShippedEmail,
+    OrderCancelledEmail,
     OrderConfirmationEmail,
     PrintableGiftEmail,
 )
@@ -145,7 +146,7 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
         "store_url": public_base_url.rstrip("/"),
         "replies_welcome": replies_welcome(settings),
     }
-    if not isinstance(ctx, OrderConfirmationEmail):
+    if not isinstance(ctx, OrderConfirmationEmail | OrderCancelledEmail):
         # Formatted once here rather than in each of the three templates.
         variables["amount"] = l10n.money(ctx.amount)
     if isinstance(ctx, GiftEmail):
@@ -174,6 +175,16 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
             ordered_on=l10n.date(ctx.ordered_at) if ctx.ordered_at else "",
             # The dispatcher tells of each sent gift only for orders this small.
             notices_each_gift=len(ctx.lines) <= settings.delivered_notice_max_lines,
+        )
+    elif isinstance(ctx, OrderCancelledEmail):
+        variables.update(
+            purchaser=one_line(ctx.purchaser_name),
+            lines=[
+                {"recipient": one_line(line.recipient_name), "amount": l10n.money(line.amount, line.marketplace)}
+                for line in ctx.lines
+            ],
+            reason=str(ctx.reason),
+            deadline_hours=ctx.deadline_hours,
         )
     elif isinstance(ctx, GiftDeliveredEmail | DeliveryFailedEmail | GiftShippedEmail):
         variables.update(

@@ -48,6 +48,8 @@ def test_task_names_and_queues_are_stable() -> None:
         == {
             "giftq.place_order",
             "giftq.process_order",
+            "giftq.confirm_payment",
+            "giftq.decline_payment",
             "giftq.dispatch_email",
             "giftq.dispatch_sms",
             "giftq.dispatch_printable",
@@ -55,20 +57,22 @@ def test_task_names_and_queues_are_stable() -> None:
             "giftq.dispatch_due",
             "giftq.sweep",
             "giftq.place_programs",
+            "giftq.expire_holds",
             "giftq.fulfilment_batch",
             "giftq.fulfilment_reports",
         }
     )
     assert ROUTES["giftq.place_order"] == "orders"
+    assert ROUTES["giftq.confirm_payment"] == ROUTES["giftq.decline_payment"] == "orders"
     assert ROUTES["giftq.dispatch_email"] == "email"
     assert ROUTES["giftq.dispatch_sms"] == "sms"
     assert ROUTES["giftq.dispatch_printable"] == "printables"
     assert ROUTES["giftq.dispatch_physical"] == "fulfilment"
     assert ROUTES["giftq.fulfilment_batch"] == ROUTES["giftq.fulfilment_reports"] == "fulfilment"
-    scheduler_tasks = ("giftq.dispatch_due", "giftq.sweep", "giftq.place_programs")
+    scheduler_tasks = ("giftq.dispatch_due", "giftq.sweep", "giftq.place_programs", "giftq.expire_holds")
     assert {ROUTES[name] for name in scheduler_tasks} == {"scheduler"}
     beat = {entry["task"] for entry in app.conf.beat_schedule.values()}
-    assert beat == {"giftq.dispatch_due", "giftq.sweep", "giftq.place_programs"}
+    assert beat == set(scheduler_tasks)
     app.close()
 
 
