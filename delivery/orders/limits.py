@@ -45,7 +45,7 @@ def check(session: Session, order: schemas.Order, *, now: dt.datetime) -> None:
     cards: Counter[str] = Counter()
     for position, line in enumerate(order.lines):
         limits = limits_for(line.marketplace)
-        path = f"lines.{position}.amount"
+        path = f"order.lines.{position}.amount"
         if limits.min_card is not None and line.amount < limits.min_card:
             breaches.append(_breach(limits, "min_card", line.amount, path, "card amount", "below", "minimum"))
         if limits.max_card is not None and line.amount > limits.max_card:
@@ -56,7 +56,7 @@ def check(session: Session, order: schemas.Order, *, now: dt.datetime) -> None:
         limits = limits_for(marketplace)
         if limits.max_order_total is not None and total > limits.max_order_total:
             what = f"order total of the {marketplace} cards"
-            breaches.append(_breach(limits, "max_order_total", total, "lines", what, "above", "maximum"))
+            breaches.append(_breach(limits, "max_order_total", total, "order.lines", what, "above", "maximum"))
     daily = {m: n for m, n in cards.items() if limits_for(m).max_cards_per_day is not None}
     if daily:
         key = purchaser_key(order.purchaser.email)
@@ -74,7 +74,7 @@ def check(session: Session, order: schemas.Order, *, now: dt.datetime) -> None:
                         get_marketplace(marketplace).currency,
                         most,
                         total,
-                        "purchaser.email",
+                        "order.purchaser.email",
                         f"{total:,} {marketplace} cards for this purchaser in 24 hours "
                         f"({earlier.get(marketplace, 0):,} ordered before) is above the {marketplace} "
                         f"maximum of {most:,} a day",
