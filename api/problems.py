@@ -103,7 +103,10 @@ def from_exception(exc: Exception) -> Problem | None:
         case ledger_errors.InsufficientFunds():
             return Problem("insufficient-funds", str(exc))
         case (
-            ledger_errors.InvalidState() | delivery_errors.OpsRefused() | delivery_errors.InvalidTransition()
+            ledger_errors.InvalidState()
+            | delivery_errors.OpsRefused()
+            | delivery_errors.HoldRefused()
+            | delivery_errors.InvalidTransition()
         ):
             return Problem("invalid-state", str(exc))
     return None
@@ -130,7 +133,24 @@ def _invalid(exc: Exception) -> Problem:
         entries = [("body", e.path.removeprefix("order."), e.message) for e in exc.errors]
     else:
         entries = [("body", "", str(exc))]
-    return validation(entries, "the request is not valid")
+    problem = validation(entries, "the request is not valid")
+    if isinstance(exc, delivery_errors.OrderOverLimit):
+        # Each limit as data too: a storefront can show "at most 2,000.00 USD" its own way.
+        problem.detail = "the order goes past a limit of its marketplace: " + "; ".join(
+            b.message for b in exc.breaches
+        )
+        problem.extensions["limits"] = [
+            {
+                "limit": b.limit,
+                "marketplace": b.marketplace,
+                "currency": b.currency,
+                "value": b.value,
+                "amount": b.amount,
+                "pointer": field_errors([("body", b.path.removeprefix("order."), "")])[0]["pointer"],
+            }
+            for b in exc.breaches
+        ]
+    return problem
 
 
 def validation(entries: list[tuple[str, str, str]], detail: str | None = None) -> Problem:

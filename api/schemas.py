@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
@@ -124,6 +124,16 @@ class OrderOut(_Out):
     purchaser: Purchaser
     created_at: dt.datetime
     error: str | None
+    payment: str | None = Field(
+        description="pending while the order is held for its payment, then confirmed, declined or "
+        "overdue; null for an order placed paid"
+    )
+    review: str | None = Field(
+        description="pending while held for a fraud review, then released or rejected; null if never held"
+    )
+    payment_due_at: dt.datetime | None = Field(
+        description="When a pending payment makes the order overdue (it is then cancelled)"
+    )
     lines: list[LineOut]
     deliveries: list[DeliveryOut]
 
@@ -215,6 +225,21 @@ class CheckoutOut(_Out):
 class AddressIn(_In):
     email: Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=_PRINTABLE)] | None = None
     phone: Annotated[str, StringConstraints(min_length=2, max_length=20, pattern=_PRINTABLE)] | None = None
+
+
+class PaymentIn(_In):
+    outcome: Literal["confirmed", "declined"] = Field(
+        description="confirmed: the payment cleared, the order is issued (or goes to its review); "
+        "declined: it did not, the order is cancelled and the purchaser told"
+    )
+
+
+class HoldOut(_Out):
+    order_id: int
+    status: str
+    payment: str | None
+    review: str | None
+    changed: bool = Field(description="false when the order already was as asked (a repeated answer)")
 
 
 class CancelOut(_Out):

@@ -24,6 +24,9 @@ def order(view: OrderView) -> schemas.OrderOut:
         purchaser=schemas.Purchaser(name=view.purchaser_name, email=view.purchaser_email),
         created_at=view.created_at,
         error=view.error,
+        payment=view.payment,
+        review=view.review,
+        payment_due_at=view.payment_due_at,
         lines=[schemas.LineOut(**asdict(line)) for line in view.lines],
         deliveries=[delivery(d) for d in view.deliveries],
     )

@@ -1,5 +1,6 @@
-"""What ops do by hand, over HTTP: cancel an order, replay a failed delivery, resend a gift to
-a corrected address, reissue a line's card, activate a physical card. Each takes an
+"""What ops do by hand, over HTTP: cancel an order, hold one for a fraud review and release or
+reject it, replay a failed delivery, resend a gift to a corrected address, reissue a line's
+card, activate a physical card. Each takes an
 ``Idempotency-Key``, so a retried call never resends twice, and each is written to the
 ops audit log (``giftq ops audit``) with the API key's id as the actor: what was done in
 the action's own transaction, a refusal in one of its own."""
@@ -18,7 +19,7 @@ from api.auth import require
 from api.keys import Caller
 from api.params import IdempotencyKey, PathId
 from api.problems import openapi_responses
-from api.schemas import AddressIn, CancelOut, CardOut, DeliveryOut
+from api.schemas import AddressIn, CancelOut, CardOut, DeliveryOut, HoldOut
 from api.writes import Answer, run
 from delivery import ops
 from delivery.errors import DeliveryError
@@ -88,6 +89,41 @@ def cancel_order(
         return Answer(200, views.cancel(report).model_dump(mode="json"))
 
     return _audited(caller, "cancel", arguments, lambda: run(request, caller, idempotency_key, None, work))
+
+
+_REVIEW: dict[str, tuple[Callable[[Session, int], ops.HoldAnswer], str]] = {
+    "review": (ops.hold_for_review, "Hold an order for a fraud review"),
+    "release": (ops.release_review, "Release an order from its fraud review"),
+    "reject": (ops.reject_review, "Reject an order in its fraud review (cancel it, tell the purchaser)"),
+}
+
+
+def _review_route(action: str) -> None:
+    decide, summary = _REVIEW[action]
+
+    def route(order_id: PathId, request: Request, caller: Ops, idempotency_key: IdempotencyKey) -> JSONResponse:
+        arguments = {"order_id": order_id}
+
+        def work(session: Session, _key: str) -> Answer:
+            answer = decide(session, order_id)
+            _done(session, caller, action, arguments, f"order {order_id} {answer.status}")
+            return Answer(200, answer.as_dict())
+
+        return _audited(caller, action, arguments, lambda: run(request, caller, idempotency_key, None, work))
+
+    route.__name__ = f"{action}_order"
+    route.__doc__ = (
+        "Only an order with no card issued yet (placed, or awaiting payment) can be held; a held "
+        "order goes on only once ops release it, and a rejected one is cancelled with nothing issued. "
+        "The same decision again changes nothing (changed false)."
+    )
+    router.post(f"/orders/{{order_id}}/{action}", response_model=HoldOut, responses=OPS_RESPONSES, summary=summary)(
+        route
+    )
+
+
+for _action in _REVIEW:
+    _review_route(_action)
 
 
 @router.post(

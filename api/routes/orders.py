@@ -1,4 +1,5 @@
-"""Orders: place one (idempotent by ``Idempotency-Key``) and read it back, codes masked."""
+"""Orders: place one (idempotent by ``Idempotency-Key``), answer for its payment when it was
+placed awaiting payment, and read it back, codes masked."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from api.auth import require
 from api.keys import Caller
 from api.params import IdempotencyKey, PathId
 from api.problems import openapi_responses
-from api.schemas import OrderOut, OrderPlaced
+from api.schemas import HoldOut, OrderOut, OrderPlaced, PaymentIn
 from api.writes import Answer, run
 from delivery.ops import lookup_order
+from delivery.orders import holds
 from delivery.orders.intake import place_order
 from delivery.orders.schemas import Order
 from giftq.db import session_factory
@@ -61,3 +63,30 @@ def read_order(order_id: PathId, caller: Annotated[Caller, Depends(require("orde
     """Its status, lines and every delivery; cards as their id and last four characters."""
     with session_factory()() as session:
         return views.order(lookup_order(session, order_id))
+
+
+@router.post(
+    "/{order_id}/payment",
+    response_model=HoldOut,
+    responses=openapi_responses(
+        "idempotency-key-missing", "idempotency-key-reused", "unauthorized", "forbidden", "not-found", "invalid-state"
+    ),
+    summary="Confirm or decline the payment of an order placed awaiting payment",
+)
+def answer_payment(
+    order_id: PathId,
+    payment: PaymentIn,
+    request: Request,
+    caller: Annotated[Caller, Depends(require("orders"))],
+    idempotency_key: IdempotencyKey,
+) -> JSONResponse:
+    """``confirmed`` releases the order (its cards are issued, or it goes on to its fraud
+    review); ``declined`` cancels it and tells the purchaser. Answering again as before
+    changes nothing (``changed`` false); an order not held for payment is invalid-state."""
+    body = payment.model_dump(mode="json")
+    answer = holds.confirm_payment if payment.outcome == "confirmed" else holds.decline_payment
+
+    def work(session: Session, _key: str) -> Answer:
+        return Answer(200, answer(order_id, session=session).as_dict())
+
+    return run(request, caller, idempotency_key, body, work)

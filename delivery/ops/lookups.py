@@ -80,6 +80,12 @@ class OrderView:
     error: str | None
     lines: tuple[LineView, ...]
     deliveries: tuple[DeliveryView, ...]
+    payment: str | None = None
+    """``pending`` while held for payment, then ``confirmed``, ``declined`` or ``overdue``;
+    None for an order placed paid."""
+    review: str | None = None
+    """``pending`` while held for a fraud review, then ``released`` or ``rejected``."""
+    payment_due_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +190,9 @@ def _order_view(session: Session, order: Order) -> OrderView:
         purchaser_email=order.purchaser_email,
         created_at=order.created_at,
         error=order.error,
+        payment=str(order.payment) if order.payment else None,
+        review=str(order.review) if order.review else None,
+        payment_due_at=order.payment_due_at,
         lines=tuple(
             LineView(
                 id=line.id,
