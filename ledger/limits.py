@@ -61,9 +61,13 @@ def _check(overrides: dict[str, dict[str, int | None]]) -> None:
     name = variable("marketplace_limits")
     for marketplace, values in overrides.items():
         if marketplace not in MARKETPLACES:
-            raise SettingsError(f"{name}: unknown marketplace {marketplace!r} (known: {', '.join(MARKETPLACES)})")
+            raise SettingsError(
+                f"{name}: unknown marketplace {marketplace!r} (known: {', '.join(MARKETPLACES)})"
+            )
         for limit, value in values.items():
             if limit not in LIMIT_NAMES:
-                raise SettingsError(f"{name}: {marketplace}: unknown limit {limit!r} (known: {', '.join(LIMIT_NAMES)})")
+                raise SettingsError(
+                    f"{name}: {marketplace}: unknown limit {limit!r} (known: {', '.join(LIMIT_NAMES)})"
+                )
             if value is not None and value <= 0:
                 raise SettingsError(f"{name}: {marketplace}.{limit} must be positive or null")

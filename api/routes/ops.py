@@ -101,7 +101,9 @@ _REVIEW: dict[str, tuple[Callable[[Session, int], ops.HoldAnswer], str]] = {
 def _review_route(action: str) -> None:
     decide, summary = _REVIEW[action]
 
-    def route(order_id: PathId, request: Request, caller: Ops, idempotency_key: IdempotencyKey) -> JSONResponse:
+    def route(
+        order_id: PathId, request: Request, caller: Ops, idempotency_key: IdempotencyKey
+    ) -> JSONResponse:
         arguments = {"order_id": order_id}
 
         def work(session: Session, _key: str) -> Answer:
@@ -117,9 +119,9 @@ def _review_route(action: str) -> None:
         "order goes on only once ops release it, and a rejected one is cancelled with nothing issued. "
         "The same decision again changes nothing (changed false)."
     )
-    router.post(f"/orders/{{order_id}}/{action}", response_model=HoldOut, responses=OPS_RESPONSES, summary=summary)(
-        route
-    )
+    router.post(
+        f"/orders/{{order_id}}/{action}", response_model=HoldOut, responses=OPS_RESPONSES, summary=summary
+    )(route)
 
 
 for _action in _REVIEW:

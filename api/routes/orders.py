@@ -69,7 +69,12 @@ def read_order(order_id: PathId, caller: Annotated[Caller, Depends(require("orde
     "/{order_id}/payment",
     response_model=HoldOut,
     responses=openapi_responses(
-        "idempotency-key-missing", "idempotency-key-reused", "unauthorized", "forbidden", "not-found", "invalid-state"
+        "idempotency-key-missing",
+        "idempotency-key-reused",
+        "unauthorized",
+        "forbidden",
+        "not-found",
+        "invalid-state",
     ),
     summary="Confirm or decline the payment of an order placed awaiting payment",
 )

@@ -1,4 +1,5 @@
-"""``giftq ops``: look up, replay, resend, reissue, cancel; and the audit log of it all.
+"""``giftq ops``: look up, replay, resend, reissue, cancel, the held orders and their fraud
+review; and the audit log of it all.
 
 Codes are always masked. Every command prints a table (``--json`` for scripts); every
 action is one transaction with its audit row, sent to the workers after commit (the
@@ -8,7 +9,7 @@ broker in ``GIFTQ_BROKER_URL``), asks before it cancels, voids or sends (or take
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import typer
@@ -19,6 +20,7 @@ from delivery import due, ops, sweeper
 from delivery.cli.output import Column, emit_json, money, report_action, say, show, table, when
 from delivery.cli.runner import ActorOption, DebugOption, DryRunOption, JsonOption, YesOption, act, reading
 from delivery.ops import audit, lookups
+from giftq.db import utcnow
 
 app = typer.Typer(help="Operations: orders, cards, failures, resends.", no_args_is_help=True)
 
@@ -193,6 +195,48 @@ def failures(
         emit_json(rows)
         return
     show(_deliveries(rows, title=f"{len(rows)} failed deliveries"))
+
+
+@app.command()
+def held(
+    limit: Annotated[int, typer.Option(help="At most this many, oldest first.")] = 100,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """List held orders (awaiting payment, in review): what each waits for, and its gifts' days.
+
+    A held order's gifts are not sent, even on their day: "overdue" counts those whose
+    send time has passed, "soon" flags a gift due within a day."""
+    now = utcnow()
+    with reading(debug=debug) as session:
+        rows = ops.list_held(session, now=now, limit=limit)
+    if json:
+        emit_json(rows)
+        return
+    columns = [
+        Column("order", whole=True),
+        Column("status"),
+        Column("purchaser", whole=True),
+        Column("placed", whole=True),
+        Column("pay by", whole=True),
+        Column("cards"),
+        Column("first gift", whole=True),
+        Column("gifts"),
+    ]
+    cells = [
+        [
+            str(r.id),
+            r.status,
+            r.purchaser_email,
+            when(r.created_at),
+            when(r.payment_due_at) if r.payment == "pending" else "",
+            str(r.lines),
+            when(r.first_scheduled_at) or "at once",
+            f"{r.overdue_gifts} overdue" if r.overdue_gifts else ("due soon" if r.due_soon else ""),
+        ]
+        for r in rows
+    ]
+    show(table(f"{len(rows)} held orders (times UTC)", columns, cells))
 
 
 @app.command()
@@ -442,3 +486,104 @@ def sweep(
 
     result = act("ops sweep", {}, do, describe, actor=actor, dry_run=dry_run, debug=debug)
     report_action(json, dry_run, describe(result), result)
+
+
+def _decide(
+    action: str,
+    decide: Callable[[Session, int], ops.HoldAnswer],
+    order_id: int,
+    *,
+    confirm: str | None,
+    yes: bool,
+    dry_run: bool,
+    actor: str | None,
+    json: bool,
+    debug: bool,
+) -> None:
+    def describe(a: ops.HoldAnswer) -> str:
+        return f"order {a.order_id}: {a.status}" + ("" if a.changed else " (unchanged: it already was)")
+
+    answer = act(
+        f"ops {action}",
+        {"order": order_id},
+        lambda session: decide(session, order_id),
+        describe,
+        actor=actor,
+        dry_run=dry_run,
+        confirm=confirm,
+        yes=yes,
+        debug=debug,
+    )
+    report_action(json, dry_run, describe(answer), answer)
+
+
+@app.command()
+def review(
+    order_id: int,
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Hold an order for a fraud review (only before its cards are issued)."""
+    _decide(
+        "review",
+        ops.hold_for_review,
+        order_id,
+        confirm=None,
+        yes=True,
+        dry_run=dry_run,
+        actor=actor,
+        json=json,
+        debug=debug,
+    )
+
+
+@app.command()
+def release(
+    order_id: int,
+    *,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Release an order from its fraud review: its cards are issued and sent."""
+    question = f"Release order {order_id}: issue its cards and send them?"
+    _decide(
+        "release",
+        ops.release_review,
+        order_id,
+        confirm=question,
+        yes=yes,
+        dry_run=dry_run,
+        actor=actor,
+        json=json,
+        debug=debug,
+    )
+
+
+@app.command()
+def reject(
+    order_id: int,
+    *,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Reject an order in its fraud review: cancel it (nothing was issued) and tell the purchaser."""
+    question = f"Reject order {order_id}: cancel it and tell the purchaser?"
+    _decide(
+        "reject",
+        ops.reject_review,
+        order_id,
+        confirm=question,
+        yes=yes,
+        dry_run=dry_run,
+        actor=actor,
+        json=json,
+        debug=debug,
+    )

@@ -1,8 +1,8 @@
 """Held orders as ops see them (``giftq ops held``): what each waits for, and its gifts' days.
 
 A held order has no card and no delivery, so a scheduled gift of it is not sent on its
-day: :func:`list_held` shows, per order, when its first gift is due and how many of its
-gifts are past their send time (``overdue_gifts``), so that ops chase the payment or
+day: :func:`list_held` shows, per order, when its first scheduled gift is due and how many
+are past their send time (``overdue_gifts``), so that ops chase the payment or
 finish the review. Oldest first.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from delivery.models import HELD, Order, OrderLine
@@ -32,18 +32,20 @@ class HeldView:
     payment_due_at: dt.datetime | None
     """When the order is cancelled if its payment is not confirmed by then."""
     lines: int
-    first_gift_at: dt.datetime
-    """When its earliest gift is due (now, for a gift to go at once)."""
+    first_scheduled_at: dt.datetime | None
+    """When its earliest scheduled gift is due; None when every gift goes at once."""
     overdue_gifts: int
-    """Gifts whose send time has passed while the order was held."""
+    """Scheduled gifts whose send time has passed while the order was held."""
     due_soon: bool
-    """A gift is due within :data:`DUE_SOON` (or already overdue)."""
+    """A scheduled gift is due within :data:`DUE_SOON` (or already overdue)."""
 
 
 def list_held(session: Session, *, now: dt.datetime, limit: int = 100) -> list[HeldView]:
-    overdue = func.sum(case((OrderLine.due_at <= now, 1), else_=0))
+    scheduled = OrderLine.send_at_zone.is_not(None)
+    first = func.min(case((scheduled, OrderLine.due_at)))
+    overdue = func.sum(case((and_(scheduled, OrderLine.due_at <= now), 1), else_=0))
     rows = session.execute(
-        select(Order, func.count(OrderLine.id), func.min(OrderLine.due_at), overdue)
+        select(Order, func.count(OrderLine.id), first, overdue)
         .join(OrderLine, OrderLine.order_id == Order.id)
         .where(Order.status.in_(sorted(HELD)))
         .group_by(Order.id)
@@ -61,9 +63,9 @@ def list_held(session: Session, *, now: dt.datetime, limit: int = 100) -> list[H
             created_at=order.created_at,
             payment_due_at=order.payment_due_at,
             lines=int(count),
-            first_gift_at=first,
+            first_scheduled_at=earliest,
             overdue_gifts=int(late or 0),
-            due_soon=first <= now + DUE_SOON,
+            due_soon=earliest is not None and earliest <= now + DUE_SOON,
         )
-        for order, count, first, late in rows
+        for order, count, earliest, late in rows
     ]

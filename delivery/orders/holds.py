@@ -251,4 +251,3 @@ def expire_overdue(session: Session, *, now: dt.datetime | None = None, limit: i
         error = f"payment not confirmed within {deadline_text(order)} ({setting}); cancelled"
         cancel_held(session, order, CancelReason.PAYMENT_OVERDUE, error, now)
     return [order.id for order in overdue]
-

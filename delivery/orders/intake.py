@@ -77,7 +77,7 @@ def _place(session: Session, order: schemas.Order, key: str) -> PlacedOrder:
     status = held_status(order)
     try:
         with session.begin_nested():
-            order_id = _insert(session, order, key, digest, status, now)
+            order_id = _insert(session, order, key=key, digest=digest, status=status, now=now)
     except IntegrityError:
         # Another request with this key committed between our look-up and insert.
         existing = _by_key(session, key)
@@ -111,7 +111,7 @@ def _replay(existing: Order, digest: str) -> PlacedOrder:
 
 
 def _insert(
-    session: Session, order: schemas.Order, key: str, digest: str, status: OrderStatus, now: dt.datetime
+    session: Session, order: schemas.Order, *, key: str, digest: str, status: OrderStatus, now: dt.datetime
 ) -> int:
     pending = order.payment == "pending"
     row = Order(
@@ -125,7 +125,9 @@ def _insert(
         purchaser_locale=order.purchaser.locale,
         line_count=len(order.lines),
         payment=PaymentState.PENDING if pending else None,
-        payment_due_at=now + dt.timedelta(seconds=get_settings().payment_deadline_seconds) if pending else None,
+        payment_due_at=now + dt.timedelta(seconds=get_settings().payment_deadline_seconds)
+        if pending
+        else None,
         review=ReviewState.PENDING if order.review else None,
         created_at=now,
         updated_at=now,

@@ -47,16 +47,16 @@ def check(session: Session, order: schemas.Order, *, now: dt.datetime) -> None:
         limits = limits_for(line.marketplace)
         path = f"order.lines.{position}.amount"
         if limits.min_card is not None and line.amount < limits.min_card:
-            breaches.append(_breach(limits, "min_card", line.amount, path, "card amount", "below", "minimum"))
+            breaches.append(_breach(limits, "min_card", line.amount, path, "card amount"))
         if limits.max_card is not None and line.amount > limits.max_card:
-            breaches.append(_breach(limits, "max_card", line.amount, path, "card amount", "above", "maximum"))
+            breaches.append(_breach(limits, "max_card", line.amount, path, "card amount"))
         totals[line.marketplace] += line.amount
         cards[line.marketplace] += 1
     for marketplace, total in totals.items():
         limits = limits_for(marketplace)
         if limits.max_order_total is not None and total > limits.max_order_total:
             what = f"order total of the {marketplace} cards"
-            breaches.append(_breach(limits, "max_order_total", total, "order.lines", what, "above", "maximum"))
+            breaches.append(_breach(limits, "max_order_total", total, "order.lines", what))
     daily = {m: n for m, n in cards.items() if limits_for(m).max_cards_per_day is not None}
     if daily:
         key = purchaser_key(order.purchaser.email)
@@ -84,9 +84,8 @@ def check(session: Session, order: schemas.Order, *, now: dt.datetime) -> None:
         raise OrderOverLimit(breaches)
 
 
-def _breach(
-    limits: Limits, limit: str, amount: int, path: str, what: str, side: str, bound: str
-) -> LimitBreach:
+def _breach(limits: Limits, limit: str, amount: int, path: str, what: str) -> LimitBreach:
+    side, bound = ("below", "minimum") if limit.startswith("min_") else ("above", "maximum")
     value = getattr(limits, limit)
     market = limits.marketplace
     return LimitBreach(
@@ -96,7 +95,8 @@ def _breach(
         value,
         amount,
         path,
-        f"{what} {plain_amount(amount, market)} is {side} the {market} {bound} of {plain_amount(value, market)}",
+        f"{what} {plain_amount(amount, market)} is {side} the {market} {bound} "
+        f"of {plain_amount(value, market)}",
     )
 
 

@@ -62,13 +62,19 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(sa.text(f"DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE kind = '{CANCELLED_NOTICE}')"))
-    op.execute(sa.text(f"DELETE FROM deliveries WHERE kind = '{CANCELLED_NOTICE}'"))
+    op.execute(
+        sa.text(
+            "DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE kind = :kind)"
+        ).bindparams(kind=CANCELLED_NOTICE)
+    )
+    op.execute(sa.text("DELETE FROM deliveries WHERE kind = :kind").bindparams(kind=CANCELLED_NOTICE))
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_constraint(op.f(_check_of("deliveries", "kind")), type_="check")
         batch.create_check_constraint("kind", sql_in("kind", DELIVERY_KINDS))
     # A held order has nothing issued: going back, it is one that was cancelled.
-    op.execute(sa.text("UPDATE orders SET status = 'cancelled' WHERE status IN ('awaiting_payment', 'in_review')"))
+    op.execute(
+        sa.text("UPDATE orders SET status = 'cancelled' WHERE status IN ('awaiting_payment', 'in_review')")
+    )
     with op.batch_alter_table("orders") as batch:
         batch.drop_index("ix_orders_purchaser_key_created_at")
         batch.drop_constraint(op.f(_check_of("orders", "review")), type_="check")

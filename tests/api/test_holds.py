@@ -34,13 +34,17 @@ def test_an_order_placed_awaiting_payment_is_released_by_the_storefronts_confirm
     first = api.client.post(url, json={"outcome": "confirmed"}, headers=headers)
     replayed = api.client.post(url, json={"outcome": "confirmed"}, headers=headers)
     assert first.status_code == replayed.status_code == 200
-    assert first.json() == replayed.json() == {
-        "order_id": placed["order_id"],
-        "status": "received",
-        "payment": "confirmed",
-        "review": None,
-        "changed": True,
-    }
+    assert (
+        first.json()
+        == replayed.json()
+        == {
+            "order_id": placed["order_id"],
+            "status": "received",
+            "payment": "confirmed",
+            "review": None,
+            "changed": True,
+        }
+    )
     # Another key, same answer: nothing changes, and it says so.
     again = api.client.post(url, json={"outcome": "confirmed"}, headers=api.headers(token))
     assert again.json()["changed"] is False
@@ -56,7 +60,9 @@ def test_a_declined_payment_cancels_the_order(api: Any, order_body: Any) -> None
     answer = api.client.post(url, json={"outcome": "declined"}, headers=api.headers(token))
     assert answer.json()["status"] == "cancelled"
     order = _read(api, token, placed["order_id"])
-    assert [(d["kind"], d["to_address"]) for d in order["deliveries"]] == [("cancelled_notice", "pat@example.com")]
+    assert [(d["kind"], d["to_address"]) for d in order["deliveries"]] == [
+        ("cancelled_notice", "pat@example.com")
+    ]
     bad = api.client.post(url, json={"outcome": "maybe"}, headers=api.headers(token))
     assert (bad.status_code, bad.json()["errors"][0]["pointer"]) == (422, "#/outcome")
 
@@ -71,10 +77,14 @@ def test_payment_answers_need_the_orders_scope_and_a_held_order(api: Any, order_
     assert "was not placed awaiting payment" in refused.json()["detail"]
     ops_only = api.key("ops")
     forbidden = api.client.post(
-        f"/v1/orders/{placed['order_id']}/payment", json={"outcome": "confirmed"}, headers=api.headers(ops_only)
+        f"/v1/orders/{placed['order_id']}/payment",
+        json={"outcome": "confirmed"},
+        headers=api.headers(ops_only),
     )
     assert forbidden.status_code == 403
-    missing = api.client.post("/v1/orders/424242/payment", json={"outcome": "confirmed"}, headers=api.headers(token))
+    missing = api.client.post(
+        "/v1/orders/424242/payment", json={"outcome": "confirmed"}, headers=api.headers(token)
+    )
     assert missing.status_code == 404
 
 
@@ -83,7 +93,11 @@ def test_ops_review_decisions_are_audited(api: Any, order_body: Any) -> None:
     flagged = _place(api, token, {**order_body, "review": True})
     assert flagged["status"] == "in_review"
     released = api.client.post(f"/v1/orders/{flagged['order_id']}/release", headers=api.headers(token))
-    assert (released.status_code, released.json()["status"], released.json()["review"]) == (200, "received", "released")
+    assert (released.status_code, released.json()["status"], released.json()["review"]) == (
+        200,
+        "received",
+        "released",
+    )
     rejected = api.client.post(f"/v1/orders/{flagged['order_id']}/reject", headers=api.headers(token))
     assert (rejected.status_code, rejected.json()["type"]) == (409, URN + "invalid-state")
 
@@ -115,7 +129,10 @@ def test_an_order_past_a_limit_is_a_422_naming_the_limit(api: Any, order_body: A
         "card amount 2,500.00 USD is above the US maximum of 2,000.00 USD"
     )
     assert problem["errors"] == [
-        {"pointer": "#/lines/0/amount", "detail": "card amount 2,500.00 USD is above the US maximum of 2,000.00 USD"}
+        {
+            "pointer": "#/lines/0/amount",
+            "detail": "card amount 2,500.00 USD is above the US maximum of 2,000.00 USD",
+        }
     ]
     assert problem["limits"] == [
         {

@@ -30,11 +30,15 @@ def _module_pipeline(
         SmtpServerThread(smtp, "127.0.0.1", 0) as server,
     ):
         env = conftest.pipeline_env(url, broker, server.port, tmp / "var", GIFTQ_SWEEP_INTERVAL_SECONDS="1")
-        worker = conftest.WorkerProcess(env, tmp / "worker.log", "-Q", "orders,email,scheduler", "-c", "2", "-B")
+        worker = conftest.WorkerProcess(
+            env, tmp / "worker.log", "-Q", "orders,email,scheduler", "-c", "2", "-B"
+        )
         worker.start()
         engine = make_engine(url)
         try:
-            yield conftest.Pipeline(url, broker, smtp, env, sessionmaker(engine, expire_on_commit=False), worker)
+            yield conftest.Pipeline(
+                url, broker, smtp, env, sessionmaker(engine, expire_on_commit=False), worker
+            )
         finally:
             worker.stop()
             engine.dispose()

@@ -10,7 +10,8 @@ Each email is written for its reader: the gift in ``recipient_locale`` (default:
 line's marketplace's), the purchaser's receipt and notices in ``purchaser_locale``
 (default: the marketplace of the order's first line), whatever marketplace the gift is
 in. A failure notice says why from the key its row stores, with the failed gift's
-address and attempt count; so does the notice of a held order's cancel, listing its cards. Every email carries its delivery's stable Message-ID.
+address and attempt count; so does the notice of a held order's cancel, listing its
+cards. Every email carries its delivery's stable Message-ID.
 """
 
 from __future__ import annotations

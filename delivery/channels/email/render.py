@@ -180,7 +180,10 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
         variables.update(
             purchaser=one_line(ctx.purchaser_name),
             lines=[
-                {"recipient": one_line(line.recipient_name), "amount": l10n.money(line.amount, line.marketplace)}
+                {
+                    "recipient": one_line(line.recipient_name),
+                    "amount": l10n.money(line.amount, line.marketplace),
+                }
                 for line in ctx.lines
             ],
             reason=str(ctx.reason),

@@ -42,7 +42,9 @@ def issue(Session: sessionmaker[Session], order_id: int) -> processing.Progress:
 
 def card_accounts(Session: sessionmaker[Session]) -> int:
     with Session() as s:
-        return s.scalar(select(func.count()).select_from(Account).where(Account.kind == AccountKind.CARD)) or 0
+        return (
+            s.scalar(select(func.count()).select_from(Account).where(Account.kind == AccountKind.CARD)) or 0
+        )
 
 
 def deliveries(Session: sessionmaker[Session], order_id: int) -> list[Delivery]:
@@ -114,7 +116,9 @@ def test_a_declined_payment_cancels_the_order_and_tells_the_purchaser(
     assert "$25.00 gift card for Recipient 0" in text and "Recipient 1" in text
     assert smtp.to("r0@example.com") == []
     assert card_accounts(Session) == 0
-    assert [(d.kind, d.status) for d in deliveries(Session, placed.order_id)] == [("cancelled_notice", "sent")]
+    assert [(d.kind, d.status) for d in deliveries(Session, placed.order_id)] == [
+        ("cancelled_notice", "sent")
+    ]
 
 
 def test_an_unconfirmed_payment_is_cancelled_at_its_deadline(
@@ -195,9 +199,7 @@ def test_ops_cancel_of_a_held_order_tells_the_purchaser(
     assert holds.decline_payment(placed.order_id).changed is False
 
 
-def test_answers_for_orders_not_held_are_refused(
-    Session: sessionmaker[Session], order_payload: Any
-) -> None:
+def test_answers_for_orders_not_held_are_refused(Session: sessionmaker[Session], order_payload: Any) -> None:
     placed = place_order(order_payload(), idempotency_key="n1")
     with pytest.raises(HoldRefused, match=f"order {placed.order_id} was not placed awaiting payment"):
         holds.confirm_payment(placed.order_id)

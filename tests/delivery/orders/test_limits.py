@@ -36,7 +36,8 @@ def test_a_card_above_the_maximum_is_refused_with_the_limit_in_the_currency(
     with pytest.raises(OrderOverLimit) as caught:
         place_order(order_payload(amount=250_000), idempotency_key="l1")
     assert str(caught.value) == (
-        "invalid order: order.lines.0.amount: card amount 2,500.00 USD is above the US maximum of 2,000.00 USD"
+        "invalid order: order.lines.0.amount: "
+        "card amount 2,500.00 USD is above the US maximum of 2,000.00 USD"
     )
     (breach,) = caught.value.breaches
     assert (breach.limit, breach.marketplace, breach.currency, breach.value, breach.amount) == (
@@ -70,7 +71,10 @@ def test_the_order_total_is_capped_per_marketplace(
     monkeypatch.setenv("GIFTQ_MARKETPLACE_LIMITS", '{"US": {"max_order_total": 500000}}')
     reset_settings()
     place_order(order_payload(2, amount=200_000), idempotency_key="ok")
-    with pytest.raises(OrderOverLimit, match=r"order total of the US cards 6,000.00 USD is above the US maximum of 5,000.00 USD"):
+    with pytest.raises(
+        OrderOverLimit,
+        match=r"order total of the US cards 6,000.00 USD is above the US maximum of 5,000.00 USD",
+    ):
         place_order(order_payload(3, amount=200_000), idempotency_key="l1")
     assert orders(Session) == 1
 
@@ -134,7 +138,9 @@ def test_two_orders_of_one_purchaser_at_once_cannot_both_slip_under_the_limit(
         ('{"US": {"max_card": 0}}', "US.max_card must be positive or null"),
     ],
 )
-def test_a_bad_override_names_the_setting(monkeypatch: pytest.MonkeyPatch, value: str, complaint: str) -> None:
+def test_a_bad_override_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str, complaint: str
+) -> None:
     monkeypatch.setenv("GIFTQ_MARKETPLACE_LIMITS", value)
     reset_settings()
     with pytest.raises(SettingsError, match=f"GIFTQ_MARKETPLACE_LIMITS: .*{complaint}"):
