@@ -1,6 +1,6 @@
 """Gauges read from the database at scrape time: where deliveries are, and what is owed.
 
-Each scrape runs five small aggregate queries in one read-only transaction (grouped
+Each scrape runs seven small aggregate queries in one read-only transaction (grouped
 counts over indexed columns, and a sum over card accounts). When the database cannot
 be reached the scrape still answers, with ``giftq_database_up 0`` and none of these
 gauges, so that the alert says "database" rather than "metrics endpoint down".
@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from delivery.models import Channel, Delivery
+from delivery.models import HELD, Channel, Delivery, Order, OrderLine
 from delivery.states import DeliveryStatus as S
 from giftq.db import utcnow
 from giftq.settings import get_settings
@@ -114,6 +114,39 @@ def read(session: Session, now: dt.datetime) -> Iterator[Metric]:
     yield liability
 
     yield _lockouts(session, now)
+    yield from _held(session, now)
+
+
+def _held(session: Session, now: dt.datetime) -> Iterator[Metric]:
+    """Held orders by what they wait for, and their scheduled gifts whose day has passed."""
+    orders = GaugeMetricFamily(
+        "giftq_held_orders", "Orders held now, by hold (awaiting_payment, in_review).", labels=["status"]
+    )
+    counts = dict(
+        session.execute(
+            select(Order.status, func.count()).where(Order.status.in_(sorted(HELD))).group_by(Order.status)
+        ).all()
+    )
+    for status in sorted(HELD):
+        orders.add_metric([status.value], counts.get(status, 0))
+    yield orders
+    overdue = GaugeMetricFamily(
+        "giftq_held_gifts_overdue",
+        "Scheduled gifts of held orders whose send time has passed: not sent until the hold ends.",
+    )
+    overdue.add_metric(
+        [],
+        session.scalar(
+            select(func.count())
+            .select_from(OrderLine)
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(
+                Order.status.in_(sorted(HELD)), OrderLine.send_at_zone.is_not(None), OrderLine.due_at <= now
+            )
+        )
+        or 0,
+    )
+    yield overdue
 
 
 def _lockouts(session: Session, now: dt.datetime) -> Metric:

@@ -19,6 +19,9 @@ from giftq.db import utcnow
 from ledger.models import Account, AccountKind
 
 
+PAST = {"local_time": "2020-06-01T09:00", "zone": "UTC"}
+
+
 def held(order_payload: Any, lines: int = 1, send_at: Any = None, **fields: Any) -> dict[str, Any]:
     payload: dict[str, Any] = order_payload(lines, **({"send_at": send_at} if send_at else {}))
     payload.update(fields)
@@ -251,3 +254,22 @@ def test_a_scheduled_gift_of_a_paid_order_keeps_its_day(
     issue(Session, placed.order_id)
     (gift,) = [d for d in deliveries(Session, placed.order_id) if d.kind == DeliveryKind.GIFT]
     assert (gift.status, gift.due_at.isoformat()) == ("scheduled", "2031-12-24T17:00:00+00:00")
+
+
+def test_held_orders_and_their_overdue_gifts_are_gauges(
+    Session: sessionmaker[Session], order_payload: Any
+) -> None:
+    from delivery.metrics.database import read
+
+    place_order(held(order_payload, 2, payment="pending", send_at=PAST), idempotency_key="g1")
+    place_order(held(order_payload, review=True), idempotency_key="g2")
+    place_order(held(order_payload, send_at=PAST), idempotency_key="g3")  # paid: not held
+    with Session() as s:
+        samples = {
+            (sample.name, tuple(sample.labels.values())): sample.value
+            for family in read(s, utcnow())
+            for sample in family.samples
+        }
+    assert samples[("giftq_held_orders", ("awaiting_payment",))] == 1
+    assert samples[("giftq_held_orders", ("in_review",))] == 1
+    assert samples[("giftq_held_gifts_overdue", ())] == 2
