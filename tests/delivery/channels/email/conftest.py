@@ -6,7 +6,8 @@
 - ``make_transport(server, **kwargs)``: an :class:`SmtpTransport` to it, closed afterwards.
 - ``handlers``: the handler classes below, to build servers with ``make_smtp_server``.
 - ``tls_files``: a throwaway CA and a server certificate for ``localhost``/127.0.0.1.
-- ``samples``: builders of sample contexts (``samples.gift("DE")``, ``samples.every_kind``).
+- ``samples``: builders of sample contexts (``samples.gift("DE")``, ``samples.cancelled("JP")``,
+  ``samples.every_kind``).
 
 The handlers are small aiosmtpd handlers: :class:`Recorder` (accepts), :class:`Refuse421`
 (answers 421 to the first N MAIL commands and closes, as a busy server does),
@@ -38,12 +39,13 @@ from delivery.channels.email import (
     EmailContext,
     GiftDeliveredEmail,
     GiftEmail,
+    OrderCancelledEmail,
     OrderConfirmationEmail,
     PrintableGiftEmail,
 )
 from delivery.channels.email.sink import SmtpServerThread
 from delivery.channels.email.transport import SmtpTransport
-from delivery.reasons import FailureReason
+from delivery.reasons import CancelReason, FailureReason
 from giftq.settings import reset_settings
 
 EMAIL_FROM = "Giftq <gifts@giftq.example>"
@@ -402,6 +404,26 @@ def printable(marketplace: str = "US", locale: str | None = None, **overrides: A
     return PrintableGiftEmail(**fields)
 
 
+def cancelled(
+    marketplace: str = "US", locale: str | None = None, reason: str = "payment_overdue", **overrides: Any
+) -> OrderCancelledEmail:
+    fields: dict[str, Any] = {
+        "purchaser_name": "Pat Buyer",
+        "purchaser_email": "pat@example.com",
+        "order_ref": "SHOP-1001",
+        "marketplace": marketplace,
+        "lines": (
+            ConfirmationLine("Robin Receiver", "email", 2500, marketplace),
+            ConfirmationLine("Sam Friend", "sms", 5000, marketplace),
+        ),
+        "reason": CancelReason(reason),
+        "deadline_hours": 24,
+        "locale": locale,
+    }
+    fields.update(overrides)
+    return OrderCancelledEmail(**fields)
+
+
 def every_kind(marketplace: str, locale: str | None = None) -> list[EmailContext]:
     return [
         gift(marketplace, locale=locale),
@@ -409,6 +431,7 @@ def every_kind(marketplace: str, locale: str | None = None) -> list[EmailContext
         delivered(marketplace, locale),
         failed(marketplace, locale),
         printable(marketplace, locale),
+        cancelled(marketplace, locale),
     ]
 
 
@@ -421,6 +444,7 @@ def samples() -> SimpleNamespace:
         delivered=delivered,
         failed=failed,
         printable=printable,
+        cancelled=cancelled,
         every_kind=every_kind,
         DOWNLOAD_URL=DOWNLOAD_URL,
     )

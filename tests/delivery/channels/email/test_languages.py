@@ -18,7 +18,7 @@ import pytest
 
 from delivery.channels.email import RenderedEmail, render_email
 from delivery.channels.email.i18n import TRANSLATED_LANGUAGES, load_catalog
-from delivery.reasons import FailureReason
+from delivery.reasons import CancelReason, FailureReason
 
 # reader locale -> (the card's marketplace, 25.00 of its currency as this reader writes it,
 # 1 February 2027 as this reader writes it)
@@ -44,6 +44,34 @@ KNOWN = {
         "en": "What you can do:",
         "de": "Was Sie tun können:",
         "fr": "Ce que vous pouvez faire\xa0:",
+    },
+    "order_cancelled": {
+        "en": "These gift cards will not be sent:",
+        "de": "Diese Geschenkkarten werden nicht versendet:",
+        "fr": "Ces cartes cadeaux ne seront pas envoyées\xa0:",
+    },
+}
+# Why a held order was cancelled, in each language: a phrase of its sentence.
+CANCEL_PHRASES = {
+    CancelReason.PAYMENT_DECLINED: {
+        "en": "Your payment for it did not go through.",
+        "de": "Ihre Zahlung dafür ist nicht durchgegangen.",
+        "fr": "Votre paiement n\u2019a pas abouti.",
+    },
+    CancelReason.PAYMENT_OVERDUE: {
+        "en": "within 24 hours of the order",
+        "de": "innerhalb von 24 Stunden nach der Bestellung",
+        "fr": "dans les 24 heures suivant la commande",
+    },
+    CancelReason.REVIEW_REJECTED: {
+        "en": "We could not approve it in our security check.",
+        "de": "Wir konnten sie in unserer Sicherheitsprüfung nicht freigeben.",
+        "fr": "lors de notre contrôle de sécurité",
+    },
+    CancelReason.CANCELLED: {
+        "en": "Our support team cancelled it.",
+        "de": "Unser Kundenservice hat sie storniert.",
+        "fr": "Notre service client l\u2019a annulée.",
     },
 }
 # Every failure reason, in each language: a phrase of its sentence.
@@ -139,6 +167,7 @@ def every_kind(samples: SimpleNamespace, marketplace: str, locale: str) -> list[
         samples.confirmation(marketplace, locale),
         samples.delivered(marketplace, locale),
         samples.failed(marketplace, locale, "unreachable", attempts=4),
+        samples.cancelled(marketplace, locale),
     ]
 
 
@@ -239,3 +268,14 @@ def test_scheduled_time_is_written_for_the_reader(samples: SimpleNamespace) -> N
     assert "14 février 2027" in french and "09:00 (Europe/Berlin)" in french
     assert "February 14, 2027" in english and "(Europe/Berlin)" in english
     assert datetime(2027, 2, 14, 9).isoformat() not in german + french + english
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+@pytest.mark.parametrize("reason", list(CancelReason))
+def test_every_cancel_reason_is_a_sentence_in_the_readers_language(
+    samples: SimpleNamespace, reader: str, reason: CancelReason
+) -> None:
+    marketplace, amount, _date = READERS[reader]
+    text = seen(render_email(samples.cancelled(marketplace, reader, reason.value)))
+    assert normalized(CANCEL_PHRASES[reason][reader]) in text
+    assert normalized(amount) in text
