@@ -447,6 +447,27 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink, texts: Sms
     return placed.order_id, str(code)
 
 
+def run_held_demo(Session: sessionmaker[Session]) -> None:
+    """An order placed awaiting payment: nothing goes until the storefront confirms it."""
+    console.rule("[bold]A held order")
+    placed = place_order(
+        {
+            "purchaser": {"name": "Alan Turing", "email": "alan@example.com"},
+            "payment": "pending",
+            "lines": [_line({"name": "Joan Clarke", "email": "joan@example.com"}, "UK", 3000)],
+        },
+        idempotency_key="demo-held-1",
+    )
+    console.print(f"order {placed.order_id} {placed.status}: no card is issued, nothing is sent")
+    get_app().send_task("giftq.confirm_payment", kwargs={"order_id": placed.order_id})
+    console.print("the storefront's giftq.confirm_payment (or POST /v1/orders/{id}/payment): payment cleared")
+    maildir = get_settings().data_dir / "mail"
+    _wait("Joan's gift", lambda: any("joan@example.com" in str(m["To"]) for m in _mailbox(maildir)))
+    with Session.begin() as session:
+        order = ops.lookup_order(session, placed.order_id)
+    console.print(f"order {order.id} {order.status} (payment {order.payment}); Joan's gift is in the sink")
+
+
 def save_printable(mailbox: list[email.message.EmailMessage], folder: Path) -> Path | None:
     """Copy the PDF of the printable card's email into ``folder``; its path (None: no
     such email yet).
@@ -741,6 +762,7 @@ def demo(
         with _api() as base_url:
             with _mail_sink(data_dir / "mail") as sink, _text_sink(data_dir / "sms") as texts, _worker():
                 order_id, code = run_pipeline_demo(Session, sink, texts)
+                run_held_demo(Session)
                 run_checkout_demo(Session, code)
                 batch = run_physical_demo(Session, vendor_key)
             report = run_reconcile(Session)

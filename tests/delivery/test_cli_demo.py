@@ -73,6 +73,8 @@ def test_demo_runs_the_whole_pipeline_on_embedded_defaults(
     assert any("juergen@example.com" in r for r in recipients)
     assert sum("grace@example.com" in r for r in recipients) >= 2  # receipts and delivered notices
     assert not any("yuki@example.com" in r for r in recipients)  # her birthday is next April
+    assert any("joan@example.com" in r for r in recipients)  # held, then released by payment
+    assert "awaiting_payment: no card is issued" in result.output
     assert "scheduled" in result.output
     # The code from Ada's email redeemed; a typo and a reuse got their own answers.
     assert "mistyped" in result.output
