@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from giftq.settings import SettingsError, get_settings, variable
 from ledger.marketplaces import MARKETPLACES
@@ -54,7 +55,8 @@ def limits_for(marketplace: str) -> Limits:
     """The limits of ``marketplace``: the shipped row with the configured values over it."""
     overrides = get_settings().marketplace_limits
     _check(overrides)
-    return dataclasses.replace(LIMITS[marketplace], **overrides.get(marketplace, {}))
+    changes: dict[str, Any] = dict(overrides.get(marketplace, {}))  # names checked above
+    return dataclasses.replace(LIMITS[marketplace], **changes)
 
 
 def _check(overrides: dict[str, dict[str, int | None]]) -> None:

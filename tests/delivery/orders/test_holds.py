@@ -18,7 +18,6 @@ from delivery.orders import holds, processing
 from giftq.db import utcnow
 from ledger.models import Account, AccountKind
 
-
 PAST = {"local_time": "2020-06-01T09:00", "zone": "UTC"}
 
 
