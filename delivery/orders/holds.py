@@ -136,6 +136,9 @@ def _confirm(session: Session, order_id: int) -> HoldAnswer:
         raise HoldRefused(f"order {order_id} was not placed awaiting payment (it is {order.status})")
     if order.payment != PaymentState.PENDING:
         raise HoldRefused(f"order {order_id} is cancelled: its payment was {order.payment}")
+    if order.status == OrderStatus.CANCELLED:
+        # Cancelled by ops (or in its review) while it waited: a late payment does not revive it.
+        raise HoldRefused(f"order {order_id} is cancelled: {order.error}")
     order.payment = PaymentState.CONFIRMED
     _settle(session, order, utcnow())
     return _answer(order, changed=True)

@@ -199,6 +199,9 @@ def test_ops_cancel_of_a_held_order_tells_the_purchaser(
     (notice,) = smtp.to("pat@example.com")
     assert "Our support team cancelled it." in said(conftest, notice)
     assert holds.decline_payment(placed.order_id).changed is False
+    with pytest.raises(HoldRefused, match="is cancelled: cancelled by ops while held"):
+        holds.confirm_payment(placed.order_id)
+    assert order_row(Session, placed.order_id).status == "cancelled"
 
 
 def test_answers_for_orders_not_held_are_refused(Session: sessionmaker[Session], order_payload: Any) -> None:
