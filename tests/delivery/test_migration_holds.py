@@ -18,9 +18,9 @@ def test_orders_placed_before_get_their_purchaser_key_and_held_ones_go_back_canc
         with engine.begin() as c:
             c.execute(
                 text(
-                    "INSERT INTO orders (idempotency_key, request_hash, status, purchaser_name, purchaser_email,"
-                    " line_count, created_at, updated_at) VALUES ('old-1', 'h', 'issued', 'Pat', 'Pat@Example.COM',"
-                    " 1, :now, :now)"
+                    "INSERT INTO orders (idempotency_key, request_hash, status, purchaser_name,"
+                    " purchaser_email, line_count, created_at, updated_at)"
+                    " VALUES ('old-1', 'h', 'issued', 'Pat', 'Pat@Example.COM', 1, :now, :now)"
                 ),
                 {"now": utcnow()},
             )
