@@ -91,15 +91,29 @@ def cancel_order(
     return _audited(caller, "cancel", arguments, lambda: run(request, caller, idempotency_key, None, work))
 
 
-_REVIEW: dict[str, tuple[Callable[[Session, int], ops.HoldAnswer], str]] = {
-    "review": (ops.hold_for_review, "Hold an order for a fraud review"),
-    "release": (ops.release_review, "Release an order from its fraud review"),
-    "reject": (ops.reject_review, "Reject an order in its fraud review (cancel it, tell the purchaser)"),
+_REVIEW: dict[str, tuple[Callable[[Session, int], ops.HoldAnswer], str, str]] = {
+    "review": (
+        ops.hold_for_review,
+        "Hold an order for a fraud review",
+        "Only an order with no card issued yet (placed, or awaiting payment); nothing of it is "
+        "issued or sent until ops release it.",
+    ),
+    "release": (
+        ops.release_review,
+        "Release an order from its fraud review",
+        "Its cards are issued and sent (or, if its payment is still pending, once it is confirmed).",
+    ),
+    "reject": (
+        ops.reject_review,
+        "Reject an order in its fraud review",
+        "The order is cancelled with nothing issued, and the purchaser is emailed why.",
+    ),
 }
+"""The fraud review's routes: what each does, its summary and its description."""
 
 
 def _review_route(action: str) -> None:
-    decide, summary = _REVIEW[action]
+    decide, summary, description = _REVIEW[action]
 
     def route(
         order_id: PathId, request: Request, caller: Ops, idempotency_key: IdempotencyKey
@@ -114,11 +128,7 @@ def _review_route(action: str) -> None:
         return _audited(caller, action, arguments, lambda: run(request, caller, idempotency_key, None, work))
 
     route.__name__ = f"{action}_order"
-    route.__doc__ = (
-        "Only an order with no card issued yet (placed, or awaiting payment) can be held; a held "
-        "order goes on only once ops release it, and a rejected one is cancelled with nothing issued. "
-        "The same decision again changes nothing (changed false)."
-    )
+    route.__doc__ = f"{description} The same decision again changes nothing (``changed`` false)."
     router.post(
         f"/orders/{{order_id}}/{action}", response_model=HoldOut, responses=OPS_RESPONSES, summary=summary
     )(route)
