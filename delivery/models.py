@@ -87,6 +87,8 @@ class Order(Base):
     purchaser_email: Mapped[str] = mapped_column(String(320))
     purchaser_locale: Mapped[str | None] = mapped_column(String(20))
     """The purchaser's language (``de_DE``); None: the first line's marketplace decides."""
+    purchaser_country: Mapped[str | None] = mapped_column(String(2))
+    """Where the purchaser lives (ISO 3166-1 alpha-2), for unclaimed-property reporting."""
     line_count: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[utc_datetime] = mapped_column(default=utcnow)

@@ -24,6 +24,7 @@ from ledger.codes import ClaimCode
 from ledger.marketplaces import MARKETPLACES, Marketplace, get_marketplace
 from ledger.reconcile import CurrencyTotals, ReconciliationReport, reconcile
 from ledger.redemption import RedemptionResult, redeem, redeem_code
+from ledger.swaps import SwapResult, swap_card, swap_code
 
 __all__ = [
     "MARKETPLACES",
@@ -40,6 +41,7 @@ __all__ = [
     "Marketplace",
     "ReconciliationReport",
     "RedemptionResult",
+    "SwapResult",
     "activate_card",
     "apply_balance",
     "balance",
@@ -57,5 +59,7 @@ __all__ = [
     "release",
     "reveal_code",
     "reveal_codes",
+    "swap_card",
+    "swap_code",
     "void_card",
 ]
