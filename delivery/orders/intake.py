@@ -94,6 +94,7 @@ def _insert(session: Session, order: schemas.Order, key: str, digest: str) -> in
         purchaser_name=order.purchaser.name,
         purchaser_email=order.purchaser.email,
         purchaser_locale=order.purchaser.locale,
+        purchaser_country=order.purchaser.country,
         line_count=len(order.lines),
         created_at=now,
         updated_at=now,

@@ -24,7 +24,9 @@ YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 def _gift(Session: sessionmaker[Session], address: str) -> Delivery:
     with Session() as s:
         return s.scalars(
-            select(Delivery).where(Delivery.kind == "gift", Delivery.to_address == address).order_by(Delivery.id)
+            select(Delivery)
+            .where(Delivery.kind == "gift", Delivery.to_address == address)
+            .order_by(Delivery.id)
         ).all()[-1]
 
 
