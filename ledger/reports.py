@@ -28,7 +28,17 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, bindparam, case, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    SQLColumnExpression,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from giftq.db import UTCDateTime, is_sqlite, utcnow
@@ -125,7 +135,7 @@ def liability(
     session: Session,
     *,
     as_of: dt.datetime | None = None,
-    card_countries: Select[Any] | None = None,
+    card_countries: Select[Any, Any] | None = None,
 ) -> LiabilityReport:
     """The report as of ``as_of`` (default: now); ``card_countries`` selects
     ``(card_id, country)``: the purchaser's country of the cards that have one."""
@@ -161,12 +171,12 @@ def _bucket(column: ColumnElement[dt.datetime], at: dt.datetime) -> ColumnElemen
     )
 
 
-def _home_country(marketplace: ColumnElement[str]) -> ColumnElement[str]:
+def _home_country(marketplace: SQLColumnExpression[str]) -> ColumnElement[str]:
     return case({code: m.country for code, m in MARKETPLACES.items()}, value=marketplace, else_="")
 
 
 def _outstanding(
-    session: Session, at: dt.datetime, card_countries: Select[Any] | None
+    session: Session, at: dt.datetime, card_countries: Select[Any, Any] | None
 ) -> tuple[list[AgedBalance], list[AgedBalance]]:
     per_account = (
         select(
@@ -233,7 +243,7 @@ def _aged(table: dict[tuple[str, str, str, str], list[int]]) -> list[AgedBalance
     ]
 
 
-def _month(session: Session, column: ColumnElement[dt.datetime]) -> ColumnElement[str]:
+def _month(session: Session, column: SQLColumnExpression[dt.datetime]) -> ColumnElement[str]:
     if is_sqlite(session):
         return func.strftime("%Y-%m", column)  # stored as naive UTC text
     return func.to_char(func.timezone("UTC", column), "YYYY-MM")

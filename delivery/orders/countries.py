@@ -7,14 +7,12 @@ out: the report falls back to the card's marketplace's country for them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Select, select
 
 from delivery.models import Order, OrderLine
 
 
-def purchaser_countries() -> Select[Any]:
+def purchaser_countries() -> Select[int | None, str | None]:
     """``(card_id, country)`` for every issued card whose order names the purchaser's country."""
     return (
         select(OrderLine.card_id.label("card_id"), Order.purchaser_country.label("country"))
