@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from giftq.db import UTCDateTime, is_sqlite, utcnow
+from ledger.errors import InvalidRequest
 from ledger.marketplaces import MARKETPLACES
 from ledger.models import Account, AccountKind, Card, Entry, LedgerTransaction
 
@@ -141,7 +142,7 @@ def liability(
     ``(card_id, country)``: the purchaser's country of the cards that have one."""
     at = as_of or utcnow()
     if at.tzinfo is None:
-        raise ValueError("as_of must be an aware UTC instant")
+        raise InvalidRequest("as_of must be an aware instant (with its zone), not a naive time")
     by_issue, by_activity = _outstanding(session, at, card_countries)
     movements = _movements(session, at)
     balances = _balances(session, at)

@@ -84,9 +84,9 @@ def swap_code(
     limit = get_settings().redeem_max_failures_per_client
     scopes = [(f"client:{client}", limit)] if client else []
     locked = lockout(session, scopes, now)
-    claim = ClaimCode.parse(code)
     if locked is not None:
-        raise locked
+        raise locked  # before the code is even parsed: a locked-out guesser learns nothing
+    claim = ClaimCode.parse(code)
     card = session.execute(
         select(Card)
         .where(Card.code_hash == get_vault().lookup_hash(claim.normalized))

@@ -115,3 +115,22 @@ def test_refusals_leave_nothing_behind(
         assert s.scalar(select(func.count()).select_from(Swap)) == 0
         assert get_card(s, sent.card_id or 0).status == "active"
         assert s.scalar(select(func.count()).select_from(Delivery).where(Delivery.kind == "gift")) == 1
+
+
+def test_a_text_gift_is_swapped_to_an_email_address_ops_give(
+    Session: sessionmaker[Session], issued_order: Any, run_queued: Any, smtp: Any, conftest: Any
+) -> None:
+    issued_order(channel="sms", recipient={"name": "Robin", "phone": "+14155550123"})
+    with Session() as s:
+        text_gift = s.scalars(select(Delivery).where(Delivery.kind == "gift")).one()
+    with pytest.raises(OpsRefused, match="never went by email"), Session.begin() as s:
+        swaps.swap(s, text_gift.card_id or 0, marketplace="CA")
+    with Session.begin() as s:
+        set_rate(s, "USD", "CAD", "1.37", YESTERDAY)
+        report = swaps.swap(s, text_gift.card_id or 0, marketplace="CA", email="robin@example.com")
+    assert (report.delivery.channel, report.to_amount) == ("email", 3425)
+    run_queued(Session)
+    (message,) = smtp.to("robin@example.com")
+    (code,) = conftest.codes_in(message)
+    with Session.begin() as s:
+        assert redeem(s, code, account="robin", marketplace="CA", idempotency_key="ca").amount == 3425
