@@ -24,6 +24,7 @@ from fractions import Fraction
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from giftq.db import utcnow
 from ledger.errors import InvalidRequest, NoExchangeRate, RateConflict
 from ledger.marketplaces import MARKETPLACES
 from ledger.sqlutil import insert_ignore
@@ -68,16 +69,15 @@ def parse_rate(value: object) -> Decimal:
         raise InvalidRequest(f"rate {value!r} is not a decimal number like 0.79") from None
     if not rate.is_finite() or rate <= 0 or rate > MAX_RATE:
         raise InvalidRequest(f"rate {value!r} must be a positive number no larger than {MAX_RATE}")
-    text = _text(rate)
+    text = rate_text(rate)
     if len(text) > MAX_RATE_TEXT:
         raise InvalidRequest(f"rate {value!r} has more than {MAX_RATE_TEXT} characters")
     return Decimal(text)
 
 
-def _text(rate: Decimal) -> str:
+def rate_text(rate: Decimal) -> str:
     """Plain decimal text without exponent or trailing zeros: ``0.79``, ``150``."""
-    text = format(rate.normalize(), "f")
-    return text
+    return format(rate.normalize(), "f")
 
 
 def convert(amount: int, rate: Decimal, from_currency: str, to_currency: str) -> int:
@@ -106,9 +106,9 @@ def set_rate(
         {
             "from_currency": source,
             "to_currency": target,
-            "rate": _text(value),
+            "rate": rate_text(value),
             "effective_from": effective_from,
-            "created_at": dt.datetime.now(dt.UTC),
+            "created_at": utcnow(),
         },
     )
     stored = session.execute(
@@ -121,7 +121,7 @@ def set_rate(
     if Decimal(stored.rate) != value:
         raise RateConflict(
             f"the {source}->{target} rate from {effective_from} is {stored.rate} already; "
-            f"rates never change: load {_text(value)} from a later date"
+            f"rates never change: load {rate_text(value)} from a later date"
         )
     return _rate(stored)
 

@@ -40,7 +40,7 @@ from ledger.models import Card, CardStatus
 from ledger.posting import Leg, post
 from ledger.redemption import lockout, record_failure
 from ledger.swaps.models import Swap
-from ledger.swaps.rates import convert, rate_on
+from ledger.swaps.rates import convert, rate_on, rate_text
 
 OPERATION = "swap_card"
 
@@ -155,7 +155,7 @@ def _swap(session: Session, card: Card, to_marketplace: str, idempotency_key: st
         to_currency=target.currency,
         from_amount=card.amount,
         to_amount=to_amount,
-        rate=format(rate.normalize(), "f"),
+        rate=rate_text(rate),
         rate_date=rate_date,
         swapped_at=now,
     )
