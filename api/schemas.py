@@ -261,6 +261,31 @@ class CardOut(_Out):
     activated_at: dt.datetime | None
 
 
+class SwapIn(_In):
+    marketplace: Marketplace = Field(description="The marketplace of the new card")
+    email: Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=_PRINTABLE)] | None = Field(
+        default=None, description="Send the new card here; default: where the card's email gift went"
+    )
+
+
+class SwapOut(_Out):
+    swap_id: int
+    old_card_id: int
+    new_card_id: int
+    new_card: str = Field(description="The new card as ops see it: #id ••••-XXXX (its code goes by email)")
+    from_marketplace: str
+    to_marketplace: str
+    from_amount: int = Field(description="minor units of from_currency")
+    from_currency: str
+    to_amount: int = Field(description="minor units of to_currency, rounded down")
+    to_currency: str
+    rate: str = Field(description="One major unit of from_currency in to_currency, as a decimal")
+    rate_date: dt.date | None = Field(description="The date the rate applies from; null within one currency")
+    transaction_id: int
+    delivery: DeliveryOut = Field(description="The email that carries the new card to its holder")
+    cancelled_deliveries: list[int]
+
+
 class HealthOut(_Out):
     status: str
     database: str

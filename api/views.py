@@ -7,6 +7,7 @@ from dataclasses import asdict
 from api import schemas
 from delivery.ops import CancelReport, DeliveryView, OrderView
 from delivery.ops.lookups import masked_card
+from delivery.ops.swaps import SwapReport
 from ledger import Balance, CardView, CheckoutState, HistoryPage, RedemptionResult
 
 
@@ -68,3 +69,9 @@ def card(view: CardView) -> schemas.CardOut:
         status=view.status,
         activated_at=view.activated_at,
     )
+
+
+def swap(report: SwapReport) -> schemas.SwapOut:
+    fields = asdict(report)
+    fields["delivery"] = delivery(report.delivery)
+    return schemas.SwapOut(**fields)

@@ -120,6 +120,8 @@ class Order(Base):
     """The purchaser's language (``de_DE``); None: the first line's marketplace decides."""
     purchaser_key: Mapped[str | None] = mapped_column(String(320))
     """The purchaser's email address, lower-cased: whose cards a day's limit counts."""
+    purchaser_country: Mapped[str | None] = mapped_column(String(2))
+    """Where the purchaser lives (ISO 3166-1 alpha-2), for unclaimed-property reporting."""
     line_count: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     payment: Mapped[PaymentState | None] = mapped_column(EnumText(PaymentState, 16))

@@ -14,6 +14,7 @@ from ledger.cards import (
     activate_card,
     find_card,
     get_card,
+    get_cards,
     issue_cards,
     reveal_code,
     reveal_codes,
@@ -24,6 +25,7 @@ from ledger.codes import ClaimCode
 from ledger.marketplaces import MARKETPLACES, Marketplace, get_marketplace
 from ledger.reconcile import CurrencyTotals, ReconciliationReport, reconcile
 from ledger.redemption import RedemptionResult, redeem, redeem_code
+from ledger.swaps import SwapResult, swap_card, swap_code
 
 __all__ = [
     "MARKETPLACES",
@@ -40,6 +42,7 @@ __all__ = [
     "Marketplace",
     "ReconciliationReport",
     "RedemptionResult",
+    "SwapResult",
     "activate_card",
     "apply_balance",
     "balance",
@@ -47,6 +50,7 @@ __all__ = [
     "check_card",
     "find_card",
     "get_card",
+    "get_cards",
     "get_marketplace",
     "history",
     "issue_cards",
@@ -57,5 +61,7 @@ __all__ = [
     "release",
     "reveal_code",
     "reveal_codes",
+    "swap_card",
+    "swap_code",
     "void_card",
 ]

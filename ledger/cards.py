@@ -111,6 +111,31 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
         return _load_issued(session, replay["card_ids"])
 
     now = utcnow()
+    markets = [get_marketplace(s.marketplace) for s in checked]
+    codes, account_ids, card_ids, card_rows = new_cards(session, checked, now)
+
+    per_market: dict[str, int] = defaultdict(int)
+    legs = []
+    for market, spec, account_id in zip(markets, checked, account_ids, strict=True):
+        per_market[market.code] += spec.amount
+        legs.append(Leg(account_id, market.currency, spec.amount))
+    for market_code, total in per_market.items():
+        currency = get_marketplace(market_code).currency
+        legs.append(Leg(funding_account(session, market_code), currency, -total))
+    post(session, "issue", legs, at=now)
+
+    idempotency.complete(session, idempotency_key, {"card_ids": card_ids})
+    return [
+        IssuedCard(cid, m.code, m.currency, s.amount, str(row["status"]), code.last4, code)
+        for cid, m, s, row, code in zip(card_ids, markets, checked, card_rows, codes, strict=True)
+    ]
+
+
+def new_cards(
+    session: Session, checked: Sequence[CardSpec], now: dt.datetime
+) -> tuple[list[ClaimCode], list[int], list[int], list[dict[str, object]]]:
+    """The accounts and card rows of new cards, with their codes; no money moves here
+    (the caller posts issuance, or a swap, in its own transaction)."""
     vault = get_vault()
     markets = [get_marketplace(s.marketplace) for s in checked]
     codes = [ClaimCode.generate() for _ in checked]
@@ -150,22 +175,7 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
             }
         )
     card_ids = insert_many(session, Card, card_rows)
-
-    per_market: dict[str, int] = defaultdict(int)
-    legs = []
-    for market, spec, account_id in zip(markets, checked, account_ids, strict=True):
-        per_market[market.code] += spec.amount
-        legs.append(Leg(account_id, market.currency, spec.amount))
-    for market_code, total in per_market.items():
-        currency = get_marketplace(market_code).currency
-        legs.append(Leg(funding_account(session, market_code), currency, -total))
-    post(session, "issue", legs, at=now)
-
-    idempotency.complete(session, idempotency_key, {"card_ids": card_ids})
-    return [
-        IssuedCard(cid, m.code, m.currency, s.amount, str(row["status"]), code.last4, code)
-        for cid, m, s, row, code in zip(card_ids, markets, checked, card_rows, codes, strict=True)
-    ]
+    return codes, account_ids, card_ids, card_rows
 
 
 def _load_issued(session: Session, card_ids: list[int]) -> list[IssuedCard]:
@@ -195,6 +205,12 @@ def get_card(session: Session, card_id: int) -> CardView:
     if card is None:
         raise NotFound(f"no card {card_id}")
     return CardView.of(card)
+
+
+def get_cards(session: Session, card_ids: Sequence[int]) -> dict[int, CardView]:
+    """:func:`get_card` for a batch, in one query; ids of no card are absent."""
+    cards = session.scalars(select(Card).where(Card.id.in_(card_ids))).all() if card_ids else []
+    return {card.id: CardView.of(card) for card in cards}
 
 
 def find_card(session: Session, code: str) -> CardView:

@@ -7,6 +7,8 @@
     ├── NotFound                  no such card / account / hold
     ├── InsufficientFunds         a debit would take a bounded balance below zero
     ├── InvalidState              the operation does not apply in the object's state
+    │   ├── NoExchangeRate        no rate between two currencies applies on that date
+    │   └── RateConflict          a pair's rate for a date was loaded before, different
     └── RedemptionRefused         what a customer typing a code can be told
         ├── CodeMistyped          not a well-formed code (typo, length, characters): no lookup
         ├── CodeNotValid          well-formed, but no card has this code (counts toward lockout)
@@ -48,6 +50,15 @@ class InsufficientFunds(LedgerError):
 
 class InvalidState(LedgerError):
     """The operation does not apply to the object in its current state."""
+
+
+class NoExchangeRate(InvalidState):
+    """No exchange rate between the two currencies applies on the date asked for."""
+
+
+class RateConflict(InvalidState):
+    """A rate for this pair and date was loaded before, with another value (rates that
+    swaps may have used never change: load a new one from a later date)."""
 
 
 class RedemptionRefused(LedgerError):

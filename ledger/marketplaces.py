@@ -19,6 +19,11 @@ class Marketplace:
     locale: str
     name: str
 
+    @property
+    def country(self) -> str:
+        """Its country (ISO 3166-1 alpha-2), the territory of its locale: UK is GB."""
+        return self.locale.partition("_")[2]
+
 
 MARKETPLACES: dict[str, Marketplace] = {
     m.code: m

@@ -13,7 +13,8 @@ import delivery.channels.models
 import delivery.models
 import delivery.ops.models
 import delivery.programs.models  # noqa: F401
-import ledger.models  # noqa: F401
+import ledger.models
+import ledger.swaps.models  # noqa: F401
 from giftq.db import Base
 
 target_metadata = Base.metadata

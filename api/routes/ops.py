@@ -1,6 +1,6 @@
 """What ops do by hand, over HTTP: cancel an order, hold one for a fraud review and release or
 reject it, replay a failed delivery, resend a gift to a corrected address, reissue a line's
-card, activate a physical card. Each takes an
+card, activate a physical card, swap a card into another marketplace. Each takes an
 ``Idempotency-Key``, so a retried call never resends twice, and each is written to the
 ops audit log (``giftq ops audit``) with the API key's id as the actor: what was done in
 the action's own transaction, a refusal in one of its own."""
@@ -19,11 +19,11 @@ from api.auth import require
 from api.keys import Caller
 from api.params import IdempotencyKey, PathId
 from api.problems import openapi_responses
-from api.schemas import AddressIn, CancelOut, CardOut, DeliveryOut, HoldOut
+from api.schemas import AddressIn, CancelOut, CardOut, DeliveryOut, HoldOut, SwapIn, SwapOut
 from api.writes import Answer, run
 from delivery import ops
 from delivery.errors import DeliveryError
-from delivery.ops import audit
+from delivery.ops import audit, swaps
 from delivery.ops.models import Outcome
 from giftq.db import session_factory
 from ledger import activate_card
@@ -223,3 +223,31 @@ def activate(card_id: PathId, request: Request, caller: Ops, idempotency_key: Id
         return Answer(200, views.card(view).model_dump(mode="json"))
 
     return _audited(caller, "activate", arguments, lambda: run(request, caller, idempotency_key, None, work))
+
+
+@router.post(
+    "/cards/{card_id}/swap",
+    response_model=SwapOut,
+    status_code=201,
+    responses=OPS_RESPONSES,
+    summary="Swap an unredeemed card into another marketplace and email the new card",
+)
+def swap_card(
+    card_id: PathId, swap: SwapIn, request: Request, caller: Ops, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    """The card is voided and its value issued as a card of ``marketplace`` at the exchange rate
+    in effect today (rounded down to the minor unit), in one ledger transaction. The new code is
+    never in the answer: it goes by email to the holder. No rate for the pair, or a card that is
+    not active, is refused (invalid-state)."""
+
+    arguments = {"card_id": card_id, **swap.model_dump(exclude_none=True)}
+
+    def work(session: Session, key: str) -> Answer:
+        report = swaps.swap(
+            session, card_id, marketplace=swap.marketplace, email=swap.email, idempotency_key=key
+        )
+        _done(session, caller, "swap", arguments, f"card {card_id} -> card {report.new_card_id}")
+        return Answer(201, views.swap(report).model_dump(mode="json"))
+
+    body = swap.model_dump(mode="json")
+    return _audited(caller, "swap", arguments, lambda: run(request, caller, idempotency_key, body, work))

@@ -14,6 +14,7 @@ from delivery.cli import db, demo, sink
 from delivery.cli import ledger as ledger_cli
 from delivery.cli import ops as ops_cli
 from delivery.cli import programs as programs_cli
+from delivery.cli import report as report_cli
 from delivery.cli import schedule as schedule_cli
 from delivery.logs import configure_logging
 from giftq.settings import SettingsError, get_settings
@@ -44,4 +45,5 @@ app.add_typer(api_cli.serve_app, name="api")
 app.add_typer(api_cli.keys_app, name="api-keys")
 app.add_typer(programs_cli.app, name="programs")
 app.add_typer(schedule_cli.app, name="schedule")
+app.add_typer(report_cli.app, name="report")
 # Command groups register here, one line each.

@@ -14,6 +14,7 @@ import typer
 from sqlalchemy.orm import Session
 
 import ledger
+from delivery.cli import rates
 from delivery.cli.output import Column, emit_json, money, report_action, say, show, table, when
 from delivery.cli.runner import (
     ActorOption,
@@ -28,6 +29,8 @@ from delivery.cli.runner import (
 from delivery.ops import cards
 
 app = typer.Typer(help="The ledger: balances, history, reconciliation, voiding a card.", no_args_is_help=True)
+
+app.add_typer(rates.app, name="rates")
 
 NOT_RECONCILED = 3
 """The exit status of ``reconcile`` when the books do not balance (1 is an error)."""

@@ -1,5 +1,5 @@
-"""``giftq ops``: look up, replay, resend, reissue, cancel, the held orders and their fraud
-review; and the audit log of it all.
+"""``giftq ops``: look up, replay, resend, reissue, swap, cancel, the held orders and their
+fraud review; and the audit log of it all.
 
 Codes are always masked. Every command prints a table (``--json`` for scripts); every
 action is one transaction with its audit row, sent to the workers after commit (the
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from delivery import due, ops, sweeper
 from delivery.cli.output import Column, emit_json, money, report_action, say, show, table, when
 from delivery.cli.runner import ActorOption, DebugOption, DryRunOption, JsonOption, YesOption, act, reading
-from delivery.ops import audit, lookups
+from delivery.ops import audit, lookups, swaps
 from giftq.db import utcnow
 
 app = typer.Typer(help="Operations: orders, cards, failures, resends.", no_args_is_help=True)
@@ -587,3 +587,39 @@ def reject(
         json=json,
         debug=debug,
     )
+@app.command()
+def swap(
+    card_id: Annotated[int, typer.Argument(metavar="CARD", help="The card's id (giftq ops card shows it).")],
+    *,
+    to: Annotated[str, typer.Option("--to", help="The marketplace of the new card (UK, DE, ...).")],
+    email: Annotated[
+        str | None, typer.Option(help="Send the new card here (default: where its email gift went).")
+    ] = None,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Swap an unredeemed card into another marketplace at today's rate; email the new card."""
+    market = to.upper()
+
+    def describe(r: swaps.SwapReport) -> str:
+        return (
+            f"swapped card {r.old_card_id} ({money(r.from_amount, r.from_marketplace)}) for card "
+            f"{r.new_card} ({money(r.to_amount, r.to_marketplace)}) at {r.rate}"
+            f"{f' (rate of {r.rate_date})' if r.rate_date else ''}; {_delivery_line(r.delivery)}"
+        )
+
+    report = act(
+        "ops swap",
+        {"card": card_id, "to": market, "email": email},
+        lambda session: swaps.swap(session, card_id, marketplace=market, email=email),
+        describe,
+        actor=actor,
+        dry_run=dry_run,
+        confirm=f"Void card {card_id} and send its value as a {market} card?",
+        yes=yes,
+        debug=debug,
+    )
+    report_action(json, dry_run, describe(report), report)

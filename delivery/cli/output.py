@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -41,7 +42,8 @@ def show(*renderables: RenderableType) -> None:
 
 
 def plain(value: Any) -> Any:
-    """``value`` as JSON-ready data: dataclasses as objects, times in ISO 8601."""
+    """``value`` as JSON-ready data: dataclasses as objects, times in ISO 8601, decimals
+    (rates, shares) as their exact text."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
@@ -52,6 +54,8 @@ def plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, Decimal):
+        return str(value)
     return value
 
 

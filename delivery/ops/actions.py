@@ -299,8 +299,9 @@ def reissue(
         session,
         [
             CardSpec(
-                marketplace=line.marketplace,
-                amount=line.amount,
+                # The card's own value: a swap may have moved it to another marketplace.
+                marketplace=current.marketplace,
+                amount=current.amount,
                 active=line.channel != Channel.PHYSICAL,
                 reference=card_reference(line.order_id, line.position),
             )

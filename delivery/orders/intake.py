@@ -123,6 +123,7 @@ def _insert(
         purchaser_email=order.purchaser.email,
         purchaser_key=limits.purchaser_key(order.purchaser.email),
         purchaser_locale=order.purchaser.locale,
+        purchaser_country=order.purchaser.country,
         line_count=len(order.lines),
         payment=PaymentState.PENDING if pending else None,
         payment_due_at=now + dt.timedelta(seconds=get_settings().payment_deadline_seconds)

@@ -38,7 +38,7 @@ from delivery.channels.physical.tracking import Shipment, shipments
 from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine
 from delivery.reasons import CancelReason
 from delivery.states import DeliveryStatus
-from ledger import ClaimCode, reveal_codes
+from ledger import CardView, ClaimCode, get_cards, reveal_codes
 from ledger.codes.text import mask
 from ledger.errors import NotFound
 from ledger.marketplaces import get_marketplace
@@ -57,6 +57,9 @@ class Loaded:
     parents: dict[int, Delivery]
     codes: dict[int, ClaimCode]
     """The batch's gift codes by card id, decrypted in one query, in memory only."""
+    cards: dict[int, CardView]
+    """The batch's gift cards: a gift says its card's value, which a swap may have put in
+    another marketplace than its line's."""
     shipments: dict[int, Shipment]
     """Shipped physical gifts (by delivery id) that a delivered notice of the batch is about."""
 
@@ -78,6 +81,7 @@ def load(session: Session, deliveries: list[Delivery]) -> Loaded:
         by_id,
         _parents(session, deliveries),
         reveal_codes(session, card_ids),
+        get_cards(session, card_ids),
         shipments(session, shipped),
     )
 
@@ -160,12 +164,13 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
         code = loaded.codes.get(delivery.card_id)
         if code is None:
             raise NotFound(f"no card {delivery.card_id}")
+        card = loaded.cards[delivery.card_id]
         return GiftEmail(
             recipient_name=delivery.to_name,
             recipient_email=delivery.to_address or "",
             sender_name=order.purchaser_name,
-            amount=line.amount,
-            marketplace=line.marketplace,
+            amount=card.amount,
+            marketplace=card.marketplace,
             message=line.message,
             code=code.reveal(),
             design=line.design,
