@@ -14,6 +14,7 @@ from ledger.cards import (
     activate_card,
     find_card,
     get_card,
+    get_cards,
     issue_cards,
     reveal_code,
     reveal_codes,
@@ -21,12 +22,15 @@ from ledger.cards import (
 )
 from ledger.checkout import CheckoutState, apply_balance, capture, refund, release
 from ledger.codes import ClaimCode
+from ledger.expiry import expire_card, expire_due, reinstate_card
+from ledger.expiry_policy import POLICIES, ExpiryRule, last_valid_day, rule_for
 from ledger.marketplaces import MARKETPLACES, Marketplace, get_marketplace
 from ledger.reconcile import CurrencyTotals, ReconciliationReport, reconcile
 from ledger.redemption import RedemptionResult, redeem, redeem_code
 
 __all__ = [
     "MARKETPLACES",
+    "POLICIES",
     "Balance",
     "CardCheck",
     "CardSpec",
@@ -34,6 +38,7 @@ __all__ = [
     "CheckoutState",
     "ClaimCode",
     "CurrencyTotals",
+    "ExpiryRule",
     "HistoryItem",
     "HistoryPage",
     "IssuedCard",
@@ -45,17 +50,23 @@ __all__ = [
     "balance",
     "capture",
     "check_card",
+    "expire_card",
+    "expire_due",
     "find_card",
     "get_card",
+    "get_cards",
     "get_marketplace",
     "history",
     "issue_cards",
+    "last_valid_day",
     "reconcile",
     "redeem",
     "redeem_code",
     "refund",
+    "reinstate_card",
     "release",
     "reveal_code",
     "reveal_codes",
+    "rule_for",
     "void_card",
 ]
