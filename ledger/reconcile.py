@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger.models import Account, AccountKind, Card, CardStatus, Checkout, Entry
+from ledger.models import FINAL_CARD_STATUSES, Account, AccountKind, Card, CardStatus, Checkout, Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +99,7 @@ def _card_balances(session: Session) -> list[str]:
                 Card.status.in_([CardStatus.ACTIVE.value, CardStatus.INACTIVE.value])
                 & (Account.balance != Card.amount)
             )
-            | (
-                Card.status.in_([CardStatus.REDEEMED.value, CardStatus.VOIDED.value, CardStatus.EXPIRED.value])
-                & (Account.balance != 0)
-            )
+            | (Card.status.in_(sorted(FINAL_CARD_STATUSES)) & (Account.balance != 0))
         )
         .limit(100)
     ).all()
