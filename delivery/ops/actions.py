@@ -281,6 +281,7 @@ def reissue(
                 amount=line.amount,
                 active=line.channel != Channel.PHYSICAL,
                 reference=card_reference(line.order_id, line.position),
+                origin=line.origin,
             )
         ],
         idempotency_key=f"giftq:reissue:line:{line_id}:replacing:{old_card}",

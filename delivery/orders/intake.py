@@ -125,4 +125,5 @@ def _line_values(order_id: int, position: int, line: schemas.OrderLine, now: Any
         "send_at_local": line.send_at.local_time.isoformat() if line.send_at else None,
         "send_at_zone": line.send_at.zone if line.send_at else None,
         "due_at": line.send_at.due_at() if line.send_at else now,
+        "origin": str(line.origin),
     }

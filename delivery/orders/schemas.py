@@ -46,6 +46,7 @@ from delivery.errors import FieldError, InvalidOrder
 from delivery.models import Channel
 from giftq.text import refuse_controls
 from ledger.marketplaces import MARKETPLACES
+from ledger.models import CardOrigin
 
 SCHEMA_PATH = Path(__file__).with_name("order.schema.json")
 SCHEMA_ID = "urn:giftq:schema:order:1"
@@ -285,6 +286,11 @@ class OrderLine(_Model):
     message: Annotated[str, StringConstraints(max_length=500), AfterValidator(_message_text)] | None = None
     recipient: Recipient
     send_at: SendAt | None = None
+    origin: CardOrigin = Field(
+        default=CardOrigin.PURCHASED,
+        description="purchased (sold) or promotional (given by the store): with the marketplace, "
+        "it picks the card's expiry rule, which every message about the card discloses",
+    )
 
     @model_validator(mode="after")
     def _recipient_fits_channel(self) -> OrderLine:

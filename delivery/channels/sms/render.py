@@ -10,9 +10,11 @@ for the reader's locale in the card's marketplace currency
 ``25,00 $ US``. The link is ``<public_base_url>/<marketplace>/redeem``; the code is never
 in it (links end up in logs).
 
-One segment. Every template, for every marketplace and language, fits one GSM-7
-segment (160 septets) with a sender name of up to 20 characters, amounts up to
-2,000.00 (¥200,000) and a public base URL of up to 25 characters
+Two segments. Every text says until when the card is valid (or that it does not
+expire) and where its terms are, which a single segment has no room for beside the
+code and the link. Every template, for every marketplace and language, fits two GSM-7
+segments (306 septets) with a sender name of up to 20 characters, amounts up to
+2,000.00 (¥200,000) and public base and terms URLs of up to 25 and 45 characters
 (``https://gifts.example.com``); ``tests/delivery/channels/sms/test_render.py`` renders
 them all and counts. To stay in GSM-7, variable text is folded to GSM-7 where it can be:
 Babel's no-break spaces become spaces, ``￥`` becomes ``¥``, and a name whose letters all
@@ -29,6 +31,7 @@ code is never cut.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from delivery.channels.email.i18n import format_money
@@ -45,6 +49,7 @@ from delivery.channels.sms.segments import Encoding, count_segments, fold_if_gsm
 from giftq.settings import get_settings
 from giftq.text import one_line
 from ledger.codes import text as code_text
+from ledger.expiry_policy import terms_url
 from ledger.marketplaces import get_marketplace
 
 SOURCE_LANGUAGE = "en"
@@ -67,6 +72,10 @@ class GiftText:
     marketplace: str
     code: str = field(repr=False)
     locale: str | None = None
+    valid_until: dt.date | None = None
+    """The card's last valid day; None: it does not expire (the text says so)."""
+    terms_url: str | None = None
+    """Where the card's terms are; None: the marketplace's."""
 
     def __post_init__(self) -> None:
         if type(self.amount) is not int:
@@ -109,6 +118,10 @@ def render_text(ctx: GiftText, *, max_segments: int | None = None) -> RenderedTe
         "brand": fold_if_gsm7(brand_name(settings.email_from)),
         "code": ctx.code,
         "url": redeem_url(settings.public_base_url, ctx.marketplace),
+        "valid_until": (
+            fold_if_gsm7(to_gsm7(format_date(ctx.valid_until, "medium", locale))) if ctx.valid_until else ""
+        ),
+        "terms": ctx.terms_url or terms_url(ctx.marketplace),
     }
     name = fold_if_gsm7(one_line(ctx.sender_name))
 

@@ -26,10 +26,11 @@ from delivery.channels.sms.transport import (
     close_transport,
     get_transport,
 )
+from delivery.expiry import disclosure
 from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine
 from delivery.reasons import FailureReason
 from delivery.retry import FailureKind
-from ledger import reveal_codes
+from ledger import get_cards, reveal_codes
 from ledger.codes.redact import redact
 from ledger.errors import LedgerError
 
@@ -47,16 +48,18 @@ class SmsSender:
         lines = {
             line.id: line for line in session.scalars(select(OrderLine).where(OrderLine.id.in_(line_ids)))
         }
-        codes = reveal_codes(session, [d.card_id for d, _ in rows if d.card_id is not None])
+        card_ids = [d.card_id for d, _ in rows if d.card_id is not None]
+        codes, cards = reveal_codes(session, card_ids), get_cards(session, card_ids)
         items: list[Composed | Outcome] = []
         for delivery, order in rows:
             try:
                 if delivery.kind != DeliveryKind.GIFT or delivery.card_id is None or not delivery.to_address:
                     raise ValueError(f"delivery {delivery.id} is not a gift with a card and a number")
                 line = lines[delivery.line_id or 0]
-                code = codes.get(delivery.card_id)
-                if code is None:
+                code, card = codes.get(delivery.card_id), cards.get(delivery.card_id)
+                if code is None or card is None:
                     raise LookupError(f"no card {delivery.card_id}")
+                told = disclosure.of_card(card)
                 text = render_text(
                     GiftText(
                         sender_name=order.purchaser_name,
@@ -64,6 +67,8 @@ class SmsSender:
                         marketplace=line.marketplace,
                         code=code.reveal(),
                         locale=line.recipient_locale,
+                        valid_until=told.valid_until,
+                        terms_url=told.terms_url,
                     )
                 )
             except (LedgerError, LookupError, TypeError, ValueError) as exc:
