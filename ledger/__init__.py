@@ -22,7 +22,7 @@ from ledger.cards import (
 )
 from ledger.checkout import CheckoutState, apply_balance, capture, refund, release
 from ledger.codes import ClaimCode
-from ledger.expiry import expire_card, expire_due, reinstate_card
+from ledger.expiry import expire_card, expire_due, expiring, reinstate_card
 from ledger.expiry_policy import POLICIES, ExpiryRule, last_valid_day, rule_for
 from ledger.marketplaces import MARKETPLACES, Marketplace, get_marketplace
 from ledger.reconcile import CurrencyTotals, ReconciliationReport, reconcile
@@ -52,6 +52,7 @@ __all__ = [
     "check_card",
     "expire_card",
     "expire_due",
+    "expiring",
     "find_card",
     "get_card",
     "get_cards",

@@ -141,3 +141,16 @@ def expired_on(card: Card, now: dt.datetime) -> dt.date | None:
     if card.status == CardStatus.EXPIRED or (card.status in UNREDEEMED and is_past_expiry(card, now)):
         return card.expires_at.astimezone(dt.UTC).date() if card.expires_at else now.date()
     return None
+
+
+def expiring(
+    session: Session, *, after: dt.datetime, until: dt.datetime, limit: int = 1000
+) -> list[CardView]:
+    """Active cards (value still on them) that expire after ``after`` and by ``until``."""
+    cards = session.scalars(
+        select(Card)
+        .where(Card.status == CardStatus.ACTIVE.value, Card.expires_at > after, Card.expires_at <= until)
+        .order_by(Card.expires_at, Card.id)
+        .limit(limit)
+    )
+    return [CardView.of(card) for card in cards]
