@@ -9,6 +9,7 @@ style sheet.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 import time
@@ -27,6 +28,7 @@ from giftq.settings import get_settings
 from ledger import balance, redeem_code
 from ledger.errors import (
     AlreadyRedeemed,
+    CardExpired,
     CardNotActive,
     CardVoided,
     CodeMistyped,
@@ -120,6 +122,8 @@ def refusal_message(text: PageText, refusal: RedemptionRefused, card_marketplace
             )
         case CardVoided():
             return _("This gift card was cancelled and can no longer be used.")
+        case CardExpired():
+            return expired_message(text, refusal.expired_on)
         case TooManyAttempts():
             return _("Too many attempts. For your security, try again %(when)s.") % {
                 "when": text.wait(refusal.retry_after)
@@ -340,4 +344,12 @@ def card_message(text: PageText, found: cardcheck.CardCheck) -> str:
         return _(
             "This gift card is not active yet. It becomes active when it ships: try again in a few days."
         )
+    if found.status == "expired" and found.expired_on is not None:
+        return expired_message(text, found.expired_on)
     return _("This gift card was cancelled and can no longer be used.")
+
+
+def expired_message(text: PageText, expired_on: dt.date) -> str:
+    return text.gettext("This gift card expired on %(date)s and can no longer be used.") % {
+        "date": text.date(expired_on)
+    }

@@ -1,4 +1,4 @@
-"""``giftq ops``: look up, replay, resend, reissue, cancel; and the audit log of it all.
+"""``giftq ops``: look up, replay, resend, reissue, reinstate, cancel, expire; and the audit log.
 
 Codes are always masked. Every command prints a table (``--json`` for scripts); every
 action is one transaction with its audit row, sent to the workers after commit (the
@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from delivery import due, ops, sweeper
 from delivery.cli.output import Column, emit_json, money, report_action, say, show, table, when
 from delivery.cli.runner import ActorOption, DebugOption, DryRunOption, JsonOption, YesOption, act, reading
+from delivery.expiry import jobs as expiry_jobs
 from delivery.ops import audit, lookups
+from giftq.db import utcnow
 
 app = typer.Typer(help="Operations: orders, cards, failures, resends.", no_args_is_help=True)
 
@@ -351,6 +353,64 @@ def reissue(
         debug=debug,
     )
     report_action(json, dry_run, describe(view), view)
+
+
+@app.command()
+def reinstate(
+    card_id: int,
+    *,
+    email: Annotated[str | None, typer.Option(help="Deliver the new card here instead (email).")] = None,
+    phone: Annotated[str | None, typer.Option(help="Deliver the new card here instead (text).")] = None,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Replace an expired card with a new code of the same value and deliver it."""
+
+    def describe(v: ops.DeliveryView) -> str:
+        return f"reinstated card {card_id} as new card {v.card}; {_delivery_line(v)}"
+
+    view = act(
+        "ops reinstate",
+        {"card": card_id, "email": email, "phone": phone},
+        lambda session: ops.reinstate(session, card_id, email=email, phone=phone),
+        describe,
+        actor=actor,
+        dry_run=dry_run,
+        confirm=f"Issue a new card with the value of expired card {card_id} and send it?",
+        yes=yes,
+        debug=debug,
+    )
+    report_action(json, dry_run, describe(view), view)
+
+
+@app.command()
+def expire(
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Expire due cards to breakage and queue due expiry reminders, now (beat does it hourly)."""
+
+    def describe(r: expiry_jobs.ExpiryReport) -> str:
+        return (
+            f"expired cards: {_ids(r.expired_cards)}; unsent gifts stopped: "
+            f"{_ids(r.cancelled_deliveries)}; reminders queued: {_ids(r.reminders)}"
+        )
+
+    report = act(
+        "ops expire",
+        {},
+        lambda session: expiry_jobs.run(session, now=utcnow()),
+        describe,
+        actor=actor,
+        dry_run=dry_run,
+        debug=debug,
+    )
+    report_action(json, dry_run, describe(report), report)
 
 
 def _ids(ids: list[int]) -> str:

@@ -12,6 +12,8 @@ caller commits. Codes are never shown: a card is its id and ``••••-XXXX`
   (the original, if still pending, is cancelled).
 - :func:`reissue` voids the card, issues a new code for the same line, and delivers it;
   use it when the code may have reached someone else. A redeemed card cannot be reissued.
+- :func:`reinstate` replaces an expired card with a new code of the same value (taken back
+  from breakage) and delivers it like a reissue; the expired card stays expired.
 - :func:`cancel_order` stops everything not yet sent and voids those cards; gifts already
   sent stay valid (their refund is a ledger matter), and the report says which.
 """
@@ -46,7 +48,7 @@ from delivery.outbox import enqueue_deliveries
 from delivery.states import FINAL_FAILURES, PENDING
 from delivery.states import DeliveryStatus as S
 from giftq.db import utcnow
-from ledger import CardSpec, get_card, issue_cards, void_card
+from ledger import CardSpec, get_card, issue_cards, reinstate_card, void_card
 from ledger.codes.text import mask
 from ledger.errors import InvalidState
 from ledger.models import CardStatus
@@ -63,6 +65,7 @@ __all__ = [
     "list_suppressed",
     "lookup_card",
     "lookup_order",
+    "reinstate",
     "reissue",
     "replay",
     "replay_failures",
@@ -300,6 +303,58 @@ def reissue(
         to_name=to_name,
         parent_id=last.id if last else None,
         now=now,
+    )
+
+
+def reinstate(
+    session: Session, card_id: int, *, email: str | None = None, phone: str | None = None
+) -> DeliveryView:
+    """Replace an expired card: a new code of the same value, delivered to the recipient.
+
+    Consumer rules may require it (a recipient who asks after the expiry). The value comes
+    back from breakage (:func:`ledger.reinstate_card`, once per card); the new card follows
+    its line as a reissue does, and goes where the last gift went unless ``email`` /
+    ``phone`` correct the address.
+    """
+    current = get_card(session, card_id)
+    if current.status != CardStatus.EXPIRED:
+        raise OpsRefused(
+            f"card {card_id} ({mask(current.last4)}) is {current.status}; only an expired card is reinstated"
+        )
+    line = session.scalars(
+        select(OrderLine)
+        .where(OrderLine.card_id == card_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if line is None:
+        raise OpsRefused(
+            f"card {card_id} is not the card of an order line now (reinstated before?): "
+            "giftq ops card shows what replaced it"
+        )
+    deliveries = list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.card_id == card_id, Delivery.kind == DeliveryKind.GIFT)
+            .order_by(Delivery.id)
+        )
+    )
+    last = deliveries[-1] if deliveries else None
+    address = _reissue_address(line, last, email=email, phone=phone)
+    _refuse_if_suppressed(session, address)
+    try:
+        card = reinstate_card(session, card_id, idempotency_key=f"giftq:reinstate:{card_id}")
+    except InvalidState as exc:
+        raise OpsRefused(str(exc)) from None
+    line.card_id, line.card_last4 = card.card_id, card.last4
+    return _new_gift(
+        session,
+        line,
+        card_id=card.card_id,
+        address=address,
+        to_name=last.to_name if last else line.recipient_name,
+        parent_id=last.id if last else None,
+        now=utcnow(),
     )
 
 
