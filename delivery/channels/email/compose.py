@@ -246,7 +246,7 @@ def _reminder(
         sender_name=order.purchaser_name,
         amount=card.amount,
         marketplace=card.marketplace,
-        masked_code=mask(card.last4),
+        last4=card.last4,
         valid_until=told.valid_until,
         terms_url=told.terms_url,
         locale=line.recipient_locale,

@@ -313,7 +313,7 @@ class PrintableGiftEmail:
 class ExpiryReminderEmail:
     """Tells a gift's recipient that the card, still unused, expires soon.
 
-    It names the card by its last four characters (``masked_code``, ``"••••-H2PW"``) and
+    It names the card by the last four characters of its code (``last4``, ``"H2PW"``) and
     who gave it: the claim code itself is in the gift email, never sent again here.
     """
 
@@ -325,7 +325,7 @@ class ExpiryReminderEmail:
     sender_name: str
     amount: int
     marketplace: str
-    masked_code: str
+    last4: str
     valid_until: date
     terms_url: str | None = None
     locale: str | None = field(default=None, kw_only=True)

@@ -199,7 +199,7 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
         variables.update(
             sender=one_line(ctx.sender_name),
             recipient=one_line(ctx.recipient_name),
-            masked_code=one_line(ctx.masked_code),
+            last4=one_line(ctx.last4),
             redeem_url=redeem_url(public_base_url, ctx.marketplace),
             **_disclosure(ctx, l10n),
         )
