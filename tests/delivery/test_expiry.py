@@ -82,7 +82,7 @@ def test_reminders_go_once_then_due_cards_expire_and_their_unsent_gifts_stop(
     # A third card whose gift waits for its send time (a year ahead): never sent.
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=300)).strftime("%Y-%m-%dT09:00")
     issued_order(origin="promotional", send_at={"local_time": later, "zone": "UTC"})
-    first, second, waiting = cards(Session)
+    first, _second, waiting = cards(Session)
     stops = first.expires_at
     assert stops is not None
 
@@ -97,7 +97,7 @@ def test_reminders_go_once_then_due_cards_expire_and_their_unsent_gifts_stop(
         assert jobs.run(s, now=stops - dt.timedelta(days=5)).reminders == []  # never twice
         assert s.scalar(select(func.count()).select_from(ExpiryReminder)) == 2
     run_queued(Session)
-    (gift, reminder) = smtp.to("r0@example.com")
+    (_gift, reminder) = smtp.to("r0@example.com")
     text = " ".join(conftest.text_of(reminder).split())
     day = last_valid_day(stops)
     assert reminder["Subject"] == f"Your $25.00 gift card is valid until {day:%B} {day.day}, {day.year}"
@@ -105,7 +105,9 @@ def test_reminders_go_once_then_due_cards_expire_and_their_unsent_gifts_stop(
     assert conftest.codes_in(reminder) == []  # the code is never sent again
     assert "Terms: http://localhost:8000/us/terms" in text
     with Session() as s:
-        notices = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.kind == "delivered_notice"))
+        notices = s.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.kind == "delivered_notice")
+        )
     assert notices == 2  # the gifts' "sent" notices; a reminder tells the purchaser nothing
 
     # The second card is redeemed: its value is the customer's, and expiry never touches it.
