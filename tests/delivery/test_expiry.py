@@ -189,3 +189,17 @@ def test_ops_commands_expire_and_reinstate_with_dry_run_and_audit(
         ("ops reinstate", "done"),
         ("ops reinstate", "refused"),
     ]
+
+
+def test_an_order_line_names_its_origin_or_is_purchased_and_a_bad_one_is_named() -> None:
+    from delivery.errors import InvalidOrder
+    from delivery.orders.schemas import order_json_schema, parse_order
+    from tests.delivery.conftest import make_order
+
+    assert parse_order(make_order()).lines[0].origin == "purchased"
+    assert parse_order(make_order(origin="promotional")).lines[0].origin == "promotional"
+    with pytest.raises(InvalidOrder) as refused:
+        parse_order(make_order(origin="free"))
+    assert [e.path for e in refused.value.errors] == ["lines.0.origin"]
+    line_schema = order_json_schema()["$defs"]["OrderLine"]["properties"]["origin"]
+    assert line_schema["default"] == "purchased"
