@@ -76,11 +76,10 @@ POLICIES: dict[str, dict[CardOrigin, ExpiryRule]] = {
 
 
 def origin_of(value: object) -> CardOrigin:
-    try:
+    if isinstance(value, str) and value in {str(o) for o in CardOrigin}:
         return CardOrigin(value)
-    except ValueError:
-        known = ", ".join(CardOrigin)
-        raise InvalidRequest(f"unknown card origin {value!r} (known: {known})") from None
+    known = ", ".join(CardOrigin)
+    raise InvalidRequest(f"unknown card origin {value!r} (known: {known})")
 
 
 def rule_for(marketplace: str, origin: str) -> ExpiryRule:
