@@ -6,10 +6,11 @@ then remind recipients of cards that expire soon.
   gift deliveries that have not gone out are cancelled: a dead code must reach no one.
   Cards redeemed into a wallet are never touched; that balance is the customer's.
 - Reminders: a card with value that expires within ``GIFTQ_EXPIRY_REMINDER_DAYS`` gets one
-  reminder email to the address its gift email went to (kind ``expiry_reminder``). The
-  reminder and its ``expiry_reminders`` row are written together; the row's key is the
-  card, so a rerun or a second beat never sends a second one. Cards whose gift went by
-  text, print or post have no email address of their recipient: they get no reminder.
+  reminder (kind ``expiry_reminder``) the way its gift went: an email to the address its
+  gift email went to, a text to the number its gift text went to. The reminder and its
+  ``expiry_reminders`` row are written together; the row's key is the card, so a rerun or
+  a second beat never sends a second one. Cards printed at home or posted have no
+  address of their recipient: they get no reminder.
 
 Both work in the caller's transaction and enqueue after it commits.
 """
@@ -23,6 +24,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from delivery import lifecycle
+from delivery.channels import registry
 from delivery.expiry.models import ExpiryReminder
 from delivery.models import Channel, Delivery, DeliveryKind, new_delivery_row
 from delivery.outbox import enqueue_deliveries
@@ -86,7 +88,7 @@ def remind(session: Session, *, now: dt.datetime, limit: int, report: ExpiryRepo
         .where(
             Delivery.card_id.in_([c for c in cards if c not in reminded]),
             Delivery.kind == DeliveryKind.GIFT,
-            Delivery.channel == Channel.EMAIL,
+            Delivery.channel.in_([Channel.EMAIL, Channel.SMS]),
             Delivery.status.in_(sorted(REMINDED_AFTER)),
         )
         .order_by(Delivery.id)
@@ -100,7 +102,9 @@ def remind(session: Session, *, now: dt.datetime, limit: int, report: ExpiryRepo
             line_id=gift.line_id,
             card_id=card_id,
             kind=DeliveryKind.EXPIRY_REMINDER,
-            channel=Channel.EMAIL,
+            channel=Channel(gift.channel),
+            # A channel whose back end is gone here waits, listed by ops, as a gift would.
+            status=S.QUEUED if Channel(gift.channel) in registry.configured() else S.SCHEDULED,
             to_name=gift.to_name,
             to_address=gift.to_address,
             due_at=now,
@@ -117,5 +121,12 @@ def remind(session: Session, *, now: dt.datetime, limit: int, report: ExpiryRepo
             for card_id, delivery_id in zip(gifts, ids, strict=True)
         ],
     )
-    enqueue_deliveries(session, Channel.EMAIL, ids)
+    for channel in {Channel(gift.channel) for gift in gifts.values()}:
+        queued = [
+            i
+            for i, row in zip(ids, rows, strict=True)
+            if row["channel"] == channel and row["status"] == S.QUEUED
+        ]
+        if queued:
+            enqueue_deliveries(session, channel, queued)
     report.reminders.extend(ids)

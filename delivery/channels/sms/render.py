@@ -90,6 +90,29 @@ class GiftText:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpiryReminderText:
+    """Tells a text gift's recipient that the card, still unused, expires soon. It names the
+    card by the last four characters of its code; the code itself is never sent again."""
+
+    kind: ClassVar[str] = "expiry_reminder"
+
+    sender_name: str
+    amount: int
+    marketplace: str
+    last4: str
+    valid_until: dt.date
+    terms_url: str | None = None
+    locale: str | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.amount) is not int:
+            raise TypeError(f"amount must be an int count of minor units, not {type(self.amount).__name__}")
+        object.__setattr__(self, "marketplace", get_marketplace(self.marketplace).code)
+        if not one_line(self.sender_name):
+            raise ValueError("a reminder text needs the sender's name")
+
+
+@dataclass(frozen=True, slots=True)
 class RenderedText:
     """A rendered text and what it costs. ``body`` holds the claim code: never in repr."""
 
@@ -103,7 +126,7 @@ class RenderedText:
     """True when the sender's name was shortened to keep the text in fewer segments."""
 
 
-def render_text(ctx: GiftText, *, max_segments: int | None = None) -> RenderedText:
+def render_text(ctx: GiftText | ExpiryReminderText, *, max_segments: int | None = None) -> RenderedText:
     """Render ``ctx`` in its reader's language; refuse it if it needs over ``max_segments``.
 
     ``max_segments`` defaults to ``GIFTQ_SMS_MAX_SEGMENTS``.
@@ -116,7 +139,8 @@ def render_text(ctx: GiftText, *, max_segments: int | None = None) -> RenderedTe
     fixed = {
         "amount": fold_if_gsm7(to_gsm7(format_money(ctx.amount, ctx.marketplace, locale))),
         "brand": fold_if_gsm7(brand_name(settings.email_from)),
-        "code": ctx.code,
+        "code": ctx.code if isinstance(ctx, GiftText) else "",
+        "last4": ctx.last4 if isinstance(ctx, ExpiryReminderText) else "",
         "url": redeem_url(settings.public_base_url, ctx.marketplace),
         "valid_until": (
             fold_if_gsm7(to_gsm7(format_date(ctx.valid_until, "medium", locale))) if ctx.valid_until else ""
