@@ -19,7 +19,11 @@ from tests.delivery.channels.sms.test_channel import PHONE, endpoint, texting  #
 
 
 def test_a_text_recipient_is_told_the_expiry_and_reminded_once_by_text(
-    Session: sessionmaker[Session], issued_order: Any, texting: SmsSink, run_queued: Any, conftest: Any
+    Session: sessionmaker[Session],
+    issued_order: Any,
+    texting: SmsSink,  # noqa: F811 - the fixture imported above
+    run_queued: Any,
+    conftest: Any,
 ) -> None:
     issued_order(channel="sms", recipient={"name": "Sam", "phone": PHONE}, origin="promotional")
     run_queued(Session)
