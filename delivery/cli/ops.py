@@ -178,6 +178,12 @@ def card(
         say(f"redeemed {when(c.redeemed_at)} UTC into account {found.redeemed_by}")
     if c.voided_at:
         say(f"voided {when(c.voided_at)} UTC")
+    say(
+        f"{c.origin}; "
+        + (f"expires {when(c.expires_at)} UTC" if c.expires_at else "does not expire")
+        + (f"; expired {when(c.expired_at)} UTC (giftq ops reinstate {c.card_id})" if c.expired_at else "")
+        + (f"; replaces card {c.replaces_card_id}" if c.replaces_card_id else "")
+    )
     show(_deliveries(found.deliveries, title="deliveries"), _attempts(found.deliveries))
 
 

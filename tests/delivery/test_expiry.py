@@ -176,6 +176,10 @@ def test_ops_commands_expire_and_reinstate_with_dry_run_and_audit(
     assert done.exit_code == 0, done.output
     assert f"expired cards: {card.card_id}" in done.output
     assert cards(Session)[0].status == "expired"
+    shown = cli("ops", "card", str(card.card_id))
+    assert "promotional; expires" in shown.output and f"(giftq ops reinstate {card.card_id})" in shown.output
+    totals = json.loads(cli("ledger", "reconcile", "--json").output)
+    assert totals["ok"] and totals["currencies"][0]["breakage"] == 2500
 
     again = cli("ops", "reinstate", str(card.card_id), "--yes", "--actor", "ops-ann")
     assert again.exit_code == 0, again.output
