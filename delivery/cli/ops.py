@@ -440,7 +440,7 @@ def cancel(
             f"cancelled order {order_id}: {len(r.cancelled_deliveries)} deliveries stopped, "
             f"cards voided: {_ids(r.voided_cards)}; already sent, still valid: {_ids(r.kept_cards)}; "
             f"already redeemed: {_ids(r.redeemed_cards)}; "
-            f"voided before (reissued): {_ids(r.already_voided_cards)}"
+            f"voided before (reissued): {_ids(r.already_voided_cards)}; expired: {_ids(r.expired_cards)}"
         )
 
     report = act(

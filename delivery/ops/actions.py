@@ -90,6 +90,8 @@ class CancelReport:
     """Cards already redeemed into someone's balance."""
     already_voided_cards: list[int] = field(default_factory=list)
     """Cards voided before this cancel (replaced by a reissue)."""
+    expired_cards: list[int] = field(default_factory=list)
+    """Cards that expired before this cancel (their value is in breakage)."""
 
 
 def _delivery(session: Session, delivery_id: int) -> Delivery:
@@ -112,7 +114,8 @@ def _checked_email(address: str) -> str:
 
 
 def _refuse_spent_card(session: Session, delivery: Delivery, what: str) -> None:
-    """A redeemed or voided card is not sent again: its code is worth nothing to the recipient."""
+    """A redeemed, voided or expired card is not sent again: its code is worth nothing to
+    the recipient."""
     if delivery.card_id is None:
         return
     card = get_card(session, delivery.card_id)
@@ -124,6 +127,11 @@ def _refuse_spent_card(session: Session, delivery: Delivery, what: str) -> None:
         raise OpsRefused(
             f"the card of delivery {delivery.id} ({mask(card.last4)}) is voided; nothing to {what} "
             "(giftq ops reissue gives the line a new code)"
+        )
+    if card.status == CardStatus.EXPIRED:
+        raise OpsRefused(
+            f"the card of delivery {delivery.id} ({mask(card.last4)}) expired; nothing to {what} "
+            f"(giftq ops reinstate {card.card_id} gives it a new code of the same value)"
         )
 
 
@@ -254,10 +262,11 @@ def reissue(
         raise NotFound(f"no issued order line {line_id}")
     old_card = line.card_id
     current = get_card(session, old_card)
-    if current.status in (CardStatus.REDEEMED, CardStatus.VOIDED):
+    if current.status in (CardStatus.REDEEMED, CardStatus.VOIDED, CardStatus.EXPIRED):
         raise OpsRefused(
             f"the card of line {line_id} ({mask(current.last4)}) is {current.status}; "
             "only an unredeemed, valid card can be reissued"
+            + (f" (giftq ops reinstate {old_card})" if current.status == CardStatus.EXPIRED else "")
         )
     deliveries = list(
         session.scalars(
@@ -421,6 +430,8 @@ def cancel_order(session: Session, order_id: int) -> CancelReport:
             report.redeemed_cards.append(card_id)
         elif status == CardStatus.VOIDED:
             report.already_voided_cards.append(card_id)
+        elif status == CardStatus.EXPIRED:
+            report.expired_cards.append(card_id)
         elif any(d.status in REACHED for d in deliveries):
             report.kept_cards.append(card_id)
         else:

@@ -207,3 +207,26 @@ def test_an_order_line_names_its_origin_or_is_purchased_and_a_bad_one_is_named()
     assert [e.path for e in refused.value.errors] == ["lines.0.origin"]
     line_schema = order_json_schema()["$defs"]["OrderLine"]["properties"]["origin"]
     assert line_schema["default"] == "purchased"
+
+
+def test_an_expired_card_is_not_resent_reissued_or_voided_by_a_cancel(
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    order_id = issued_order(origin="promotional")
+    run_queued(Session)
+    (card,) = cards(Session)
+    with Session.begin() as s:
+        jobs.run(s, now=card.expires_at + dt.timedelta(seconds=1))
+    with Session() as s:
+        gift = s.scalars(select(Delivery).where(Delivery.kind == "gift")).one()
+        line_id = s.scalars(select(OrderLine.id)).one()
+    resent = f"expired; nothing to resend .*reinstate {card.card_id}"
+    with pytest.raises(OpsRefused, match=resent), Session.begin() as s:
+        ops.resend(s, gift.id, email="other@example.com")
+    reissued = f"is expired; only an unredeemed.*reinstate {card.card_id}"
+    with pytest.raises(OpsRefused, match=reissued), Session.begin() as s:
+        ops.reissue(s, line_id)
+    with Session.begin() as s:
+        report = ops.cancel_order(s, order_id)
+    assert (report.expired_cards, report.voided_cards) == ([card.card_id], [])
+    assert cards(Session)[0].status == "expired"
