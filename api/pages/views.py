@@ -39,7 +39,9 @@ from ledger.errors import (
     UnknownMarketplace,
     WrongMarketplace,
 )
+from ledger.expiry_policy import ExpiryRule, rule_for
 from ledger.marketplaces import MARKETPLACES, get_marketplace
+from ledger.models import CardOrigin
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -270,6 +272,43 @@ def redeem_submit(
 
 
 # --- /<marketplace>/balance ---------------------------------------------------------------
+
+
+@router.get("/{marketplace}/terms", response_class=HTMLResponse)
+def terms_page(marketplace: str) -> Response:
+    """The marketplace's card terms as data says them (``GIFTQ_TERMS_URL``'s default target)."""
+    text = _text(marketplace)
+    if text is None:
+        return _not_found()
+    code = text.marketplace.code
+    rules = [
+        validity(text, rule_for(code, origin), promotional=origin == CardOrigin.PROMOTIONAL)
+        for origin in CardOrigin
+    ]
+    return _html(text, "terms.html", rules=rules)
+
+
+def validity(text: PageText, rule: ExpiryRule, *, promotional: bool) -> str:
+    """One origin's rule in words."""
+    _ = text.gettext
+    if rule.months is None:
+        return (
+            _("Promotional gift cards from this store do not expire.")
+            if promotional
+            else _("Gift cards bought in this store do not expire.")
+        )
+    if rule.to_year_end:
+        sentence = _(
+            "Gift cards bought in this store are valid for %(months)s months after they are issued, "
+            "to the end of that year."
+        )
+    elif promotional:
+        sentence = _(
+            "Promotional gift cards from this store are valid for %(months)s months after they are issued."
+        )
+    else:
+        sentence = _("Gift cards bought in this store are valid for %(months)s months after they are issued.")
+    return sentence % {"months": rule.months}
 
 
 @router.get("/{marketplace}/balance", response_class=HTMLResponse)

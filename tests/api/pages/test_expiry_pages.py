@@ -28,3 +28,16 @@ def test_the_pages_say_since_when_a_card_is_expired(api: Any, signed_in: Any) ->
     )
     assert "This gift card expired on March 1, 2026 and can no longer be used." in shown.text
     assert "$15.00" not in shown.text and card.code.reveal() not in shown.text
+
+
+def test_the_terms_page_says_each_marketplaces_rules_in_its_language(api: Any) -> None:
+    us = api.client.get("/us/terms")
+    assert us.status_code == 200
+    assert "Gift cards bought in this store do not expire." in us.text
+    assert "Promotional gift cards from this store are valid for 6 months after they are issued." in us.text
+    de = api.client.get("/de/terms")
+    assert "Bedingungen für Geschenkkarten" in de.text
+    assert "sind nach der Ausgabe 36 Monate gültig, bis zum Ende des betreffenden Jahres." in de.text
+    fr = api.client.get("/fr/terms")
+    assert "sont valables 24 mois après leur émission." in fr.text
+    assert api.client.get("/xx/terms").status_code == 404
