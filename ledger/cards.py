@@ -128,7 +128,7 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
     }
     replay = idempotency.claim(session, idempotency_key, "issue_cards", request)
     if replay is not None:
-        return _load_issued(session, replay["card_ids"])
+        return load_issued(session, replay["card_ids"])
 
     now = utcnow()
     issued = create_cards(session, checked, now)
@@ -222,7 +222,7 @@ def create_cards(
     ]
 
 
-def _load_issued(session: Session, card_ids: list[int]) -> list[IssuedCard]:
+def load_issued(session: Session, card_ids: list[int]) -> list[IssuedCard]:
     cards = {c.id: c for c in session.scalars(select(Card).where(Card.id.in_(card_ids)))}
     return [
         IssuedCard(c.id, c.marketplace, c.currency, c.amount, c.status, c.code_last4, _open(c))
@@ -235,7 +235,7 @@ def _open(card: Card) -> ClaimCode:
     return ClaimCode(get_vault().open(sealed, card.code_hash))
 
 
-def _lock_card(session: Session, card_id: int) -> Card:
+def lock_card(session: Session, card_id: int) -> Card:
     card = session.execute(
         select(Card).where(Card.id == card_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
@@ -288,7 +288,7 @@ def reveal_codes(session: Session, card_ids: Sequence[int]) -> dict[int, ClaimCo
 
 def activate_card(session: Session, card_id: int, *, idempotency_key: str) -> CardView:
     """Make an inactive (physical, not yet shipped) card redeemable."""
-    card = _lock_card(session, card_id)
+    card = lock_card(session, card_id)
     request = {"card_id": card_id}
     if idempotency.lookup(session, idempotency_key, "activate_card", request) is not None:
         return CardView.of(card)
@@ -305,7 +305,7 @@ def activate_card(session: Session, card_id: int, *, idempotency_key: str) -> Ca
 
 def void_card(session: Session, card_id: int, *, idempotency_key: str) -> CardView:
     """Cancel an unredeemed card: its value goes back to funding, its code stops working."""
-    card = _lock_card(session, card_id)
+    card = lock_card(session, card_id)
     request = {"card_id": card_id}
     if idempotency.lookup(session, idempotency_key, "void_card", request) is not None:
         return CardView.of(card)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from giftq.db import utcnow
 from ledger import idempotency
 from ledger.accounts import breakage_account
-from ledger.cards import CardSpec, CardView, IssuedCard, _load_issued, _lock_card, create_cards
+from ledger.cards import CardSpec, CardView, IssuedCard, create_cards, load_issued, lock_card
 from ledger.errors import InvalidState
 from ledger.expiry_policy import last_valid_day
 from ledger.models import Card, CardStatus
@@ -42,7 +42,7 @@ def expire_card(
     session: Session, card_id: int, *, idempotency_key: str, now: dt.datetime | None = None
 ) -> CardView:
     """Move an unredeemed, expired card's value to its marketplace's breakage account."""
-    card = _lock_card(session, card_id)
+    card = lock_card(session, card_id)
     request = {"card_id": card_id}
     if idempotency.lookup(session, idempotency_key, "expire_card", request) is not None:
         return CardView.of(card)
@@ -103,11 +103,11 @@ def reinstate_card(session: Session, card_id: int, *, idempotency_key: str) -> I
     The same key answers with the same replacement; a second reinstatement of one card
     under another key is refused (``InvalidState``), and the database holds that too.
     """
-    card = _lock_card(session, card_id)
+    card = lock_card(session, card_id)
     request = {"card_id": card_id}
     replay = idempotency.lookup(session, idempotency_key, "reinstate_card", request)
     if replay is not None:
-        return _load_issued(session, [replay["card_id"]])[0]
+        return load_issued(session, [replay["card_id"]])[0]
     if card.status != CardStatus.EXPIRED:
         raise InvalidState(f"card {card_id} is {card.status}; only an expired card can be reinstated")
     already = session.scalar(select(Card.id).where(Card.replaces_card_id == card_id))

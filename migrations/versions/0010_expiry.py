@@ -123,18 +123,15 @@ SQLITE_OLD_GUARD = [
     """,
 ]
 
+SQLITE_FK_CLAUSE = " CONSTRAINT fk_ledger_cards_replaces_card_id_ledger_cards REFERENCES ledger_cards (id)"
 CARD_COLUMNS_SQLITE = [
     "ALTER TABLE ledger_cards ADD COLUMN origin VARCHAR(16) DEFAULT 'purchased' NOT NULL"
     f" CONSTRAINT ck_ledger_cards_origin CHECK ({ORIGINS})",
     "ALTER TABLE ledger_cards ADD COLUMN expires_at DATETIME",
     "ALTER TABLE ledger_cards ADD COLUMN terms_url VARCHAR(500)",
     "ALTER TABLE ledger_cards ADD COLUMN expired_at DATETIME",
-    "ALTER TABLE ledger_cards ADD COLUMN replaces_card_id INTEGER"
-    " CONSTRAINT fk_ledger_cards_replaces_card_id_ledger_cards REFERENCES ledger_cards (id)",
+    "ALTER TABLE ledger_cards ADD COLUMN replaces_card_id INTEGER" + SQLITE_FK_CLAUSE,
 ]
-SQLITE_FK_CLAUSE = (
-    " CONSTRAINT fk_ledger_cards_replaces_card_id_ledger_cards REFERENCES ledger_cards (id)"
-)
 
 
 def _dialect() -> str:

@@ -230,3 +230,23 @@ def test_an_expired_card_is_not_resent_reissued_or_voided_by_a_cancel(
         report = ops.cancel_order(s, order_id)
     assert (report.expired_cards, report.voided_cards) == ([card.card_id], [])
     assert cards(Session)[0].status == "expired"
+
+
+def test_migration_0010_goes_down_and_up_and_refuses_to_lose_expiry_data(
+    database_url: str, Session: sessionmaker[Session], issued_order: Any
+) -> None:
+    from giftq import migrate
+
+    head = migrate.current(database_url)
+    migrate.downgrade(database_url, "0008")
+    assert migrate.current(database_url) == "0008"
+    migrate.upgrade(database_url)
+    assert migrate.current(database_url) == head
+    issued_order(origin="promotional")
+    (card,) = cards(Session)
+    with Session.begin() as s:
+        jobs.run(s, now=card.expires_at + dt.timedelta(seconds=1))
+    with pytest.raises(RuntimeError, match="cannot downgrade below 0010: the database holds expired cards"):
+        migrate.downgrade(database_url, "0008")
+    assert migrate.current(database_url) == head
+    assert cards(Session)[0].status == "expired"
