@@ -58,6 +58,7 @@ TYPES: dict[str, ProblemType] = {
         ProblemType("wrong-marketplace", 422, "The card belongs to another marketplace"),
         ProblemType("card-not-active", 409, "The card is not active yet"),
         ProblemType("card-voided", 409, "The card was voided"),
+        ProblemType("card-expired", 409, "The card expired"),
         ProblemType("too-many-attempts", 429, "Too many failed attempts"),
         ProblemType("insufficient-funds", 409, "Not enough money for this"),
         ProblemType("invalid-state", 409, "Not possible in the current state"),
@@ -73,6 +74,7 @@ REDEMPTION_TYPES: dict[type[ledger_errors.RedemptionRefused], str] = {
     ledger_errors.WrongMarketplace: "wrong-marketplace",
     ledger_errors.CardNotActive: "card-not-active",
     ledger_errors.CardVoided: "card-voided",
+    ledger_errors.CardExpired: "card-expired",
     ledger_errors.TooManyAttempts: "too-many-attempts",
 }
 
@@ -120,6 +122,8 @@ def redemption_problem(
     headers: dict[str, str] = {}
     if isinstance(exc, ledger_errors.AlreadyRedeemed):
         extensions["to_this_account"] = exc.to_this_account
+    if isinstance(exc, ledger_errors.CardExpired):
+        extensions["expired_on"] = exc.expired_on.isoformat()
     if isinstance(exc, ledger_errors.TooManyAttempts):
         extensions["retry_after"] = exc.retry_after
         headers["Retry-After"] = str(exc.retry_after)

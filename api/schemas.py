@@ -249,6 +249,7 @@ class CancelOut(_Out):
     kept_cards: list[int]
     redeemed_cards: list[int]
     already_voided_cards: list[int]
+    expired_cards: list[int]
 
 
 class CardOut(_Out):

@@ -86,6 +86,8 @@ class DeliveryKind(StrEnum):
     FAILED_NOTICE = "failed_notice"
     CANCELLED_NOTICE = "cancelled_notice"
     """A held order was cancelled before anything was issued: to the purchaser, with why."""
+    EXPIRY_REMINDER = "expiry_reminder"
+    """Tells the recipient that their card, still holding its value, expires soon."""
 
 
 class AttemptOutcome(StrEnum):
@@ -161,6 +163,8 @@ class OrderLine(Base):
     due_at: Mapped[utc_datetime]
     card_id: Mapped[int | None] = mapped_column(BigId, index=True)
     card_last4: Mapped[str | None] = mapped_column(String(4))
+    origin: Mapped[str] = mapped_column(String(16), default="purchased", server_default="purchased")
+    """``purchased`` or ``promotional`` (the card's origin, which picks its expiry rule)."""
 
 
 class Delivery(Base):

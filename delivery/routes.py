@@ -18,6 +18,7 @@ ROUTES: dict[str, str] = {
     "giftq.sweep": "scheduler",
     "giftq.place_programs": "scheduler",
     "giftq.expire_holds": "scheduler",
+    "giftq.expire_cards": "scheduler",
     # Physical cards: the batch at each cut-off, and the vendor's report files.
     "giftq.fulfilment_batch": "fulfilment",
     "giftq.fulfilment_reports": "fulfilment",

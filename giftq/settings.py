@@ -257,6 +257,15 @@ class Settings(BaseSettings):
     import_batch_size: int = Field(default=1000, gt=0, le=50_000)
     """CSV imports write this many rows per transaction."""
 
+    # --- expiry and disclosures (ledger.expiry_policy, delivery.expiry) ---
+    terms_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    """Where each marketplace's card terms are; ``{marketplace}`` becomes its code in lower
+    case. Empty: ``<public_base_url>/{marketplace}/terms``."""
+    expiry_reminder_days: int = Field(default=30, ge=0, le=365)
+    """Recipients of a card with value are reminded this many days before it expires; 0: never."""
+    expiry_interval_seconds: float = Field(default=3600, gt=0)
+    """How often beat expires due cards and sends the reminders."""
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

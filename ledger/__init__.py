@@ -22,6 +22,8 @@ from ledger.cards import (
 )
 from ledger.checkout import CheckoutState, apply_balance, capture, refund, release
 from ledger.codes import ClaimCode
+from ledger.expiry import expire_card, expire_due, expiring, reinstate_card
+from ledger.expiry_policy import POLICIES, ExpiryRule, last_valid_day, rule_for
 from ledger.marketplaces import MARKETPLACES, Marketplace, get_marketplace
 from ledger.reconcile import CurrencyTotals, ReconciliationReport, reconcile
 from ledger.redemption import RedemptionResult, redeem, redeem_code
@@ -29,6 +31,7 @@ from ledger.swaps import SwapResult, swap_card, swap_code
 
 __all__ = [
     "MARKETPLACES",
+    "POLICIES",
     "Balance",
     "CardCheck",
     "CardSpec",
@@ -36,6 +39,7 @@ __all__ = [
     "CheckoutState",
     "ClaimCode",
     "CurrencyTotals",
+    "ExpiryRule",
     "HistoryItem",
     "HistoryPage",
     "IssuedCard",
@@ -48,19 +52,25 @@ __all__ = [
     "balance",
     "capture",
     "check_card",
+    "expire_card",
+    "expire_due",
+    "expiring",
     "find_card",
     "get_card",
     "get_cards",
     "get_marketplace",
     "history",
     "issue_cards",
+    "last_valid_day",
     "reconcile",
     "redeem",
     "redeem_code",
     "refund",
+    "reinstate_card",
     "release",
     "reveal_code",
     "reveal_codes",
+    "rule_for",
     "swap_card",
     "swap_code",
     "void_card",

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from giftq.db import utcnow
 from ledger.errors import InvalidRequest
 from ledger.marketplaces import get_marketplace
-from ledger.models import Account, AccountKind, Entry, LedgerTransaction
+from ledger.models import BOUNDED_KINDS, Account, AccountKind, Entry, LedgerTransaction
 from ledger.sqlutil import insert_ignore
 
 MAX_OWNER_LENGTH = 200
@@ -37,7 +37,7 @@ def open_account(session: Session, kind: AccountKind, marketplace: str, owner: s
         "marketplace": market.code,
         "currency": market.currency,
         "owner": owner,
-        "balance": None if kind in (AccountKind.FUNDING, AccountKind.REVENUE) else 0,
+        "balance": None if kind not in BOUNDED_KINDS else 0,
         "created_at": utcnow(),
     }
     if owner is None:
@@ -72,6 +72,10 @@ def funding_account(session: Session, marketplace: str) -> int:
 
 def revenue_account(session: Session, marketplace: str) -> int:
     return open_account(session, AccountKind.REVENUE, marketplace, "")
+
+
+def breakage_account(session: Session, marketplace: str) -> int:
+    return open_account(session, AccountKind.BREAKAGE, marketplace, "")
 
 
 def lock_account(session: Session, account_id: int) -> Account:

@@ -10,6 +10,7 @@ its value (redeeming it would); any other card gets the answer a redemption woul
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from giftq.db import utcnow
 from giftq.settings import get_settings
 from ledger.codes import ClaimCode, get_vault
 from ledger.errors import CodeNotValid
+from ledger.expiry import expired_on
 from ledger.marketplaces import get_marketplace
 from ledger.models import Card, CardStatus
 from ledger.redemption import lockout, record_failure
@@ -27,11 +29,16 @@ from ledger.redemption import lockout, record_failure
 @dataclass(frozen=True, slots=True)
 class CardCheck:
     status: str
-    """``active`` (redeemable here), ``redeemed``, ``other_marketplace``, ``not_active`` or ``voided``."""
+    """``active`` (redeemable here), ``redeemed``, ``expired``, ``other_marketplace``,
+    ``not_active`` or ``voided``."""
     amount: int | None = None
     """Only for ``active``."""
     card_marketplace: str | None = None
     """Only for ``other_marketplace``."""
+    expired_on: dt.date | None = None
+    """Only for ``expired``: the day it stopped being valid."""
+    expires_at: dt.datetime | None = None
+    """Only for ``active``: when it stops being valid (None: it does not expire)."""
 
 
 def check_card(session: Session, code: str, *, marketplace: str, client: str) -> CardCheck:
@@ -54,8 +61,10 @@ def check_card(session: Session, code: str, *, marketplace: str, client: str) ->
         return CardCheck("voided")
     if card.status == CardStatus.REDEEMED:
         return CardCheck("redeemed")
+    if (day := expired_on(card, now)) is not None:
+        return CardCheck("expired", expired_on=day)
     if card.marketplace != market.code:
         return CardCheck("other_marketplace", card_marketplace=card.marketplace)
     if card.status == CardStatus.INACTIVE:
         return CardCheck("not_active")
-    return CardCheck("active", amount=card.amount)
+    return CardCheck("active", amount=card.amount, expires_at=card.expires_at)

@@ -17,12 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from giftq.db import utcnow
-from ledger import idempotency
+from ledger import expiry_policy, idempotency
 from ledger.accounts import funding_account
 from ledger.codes import ClaimCode, Sealed, get_vault
 from ledger.errors import InvalidRequest, InvalidState, NotFound
+from ledger.expiry_policy import origin_of
 from ledger.marketplaces import get_marketplace
-from ledger.models import Account, AccountKind, Card, CardStatus
+from ledger.models import Account, AccountKind, Card, CardOrigin, CardStatus
 from ledger.posting import Leg, check_amount, post
 from ledger.sqlutil import insert_many
 
@@ -37,6 +38,8 @@ class CardSpec:
     active: bool = True
     reference: str | None = None
     """The caller's pointer back to its own records (e.g. ``order:42/line:3``)."""
+    origin: str = CardOrigin.PURCHASED.value
+    """``purchased`` or ``promotional``: with the marketplace, it picks the expiry rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,12 @@ class CardView:
     activated_at: dt.datetime | None
     redeemed_at: dt.datetime | None
     voided_at: dt.datetime | None
+    origin: str = CardOrigin.PURCHASED.value
+    expires_at: dt.datetime | None = None
+    """None: the card does not expire."""
+    terms_url: str | None = None
+    expired_at: dt.datetime | None = None
+    replaces_card_id: int | None = None
 
     @classmethod
     def of(cls, card: Card) -> CardView:
@@ -69,6 +78,11 @@ class CardView:
             card.activated_at,
             card.redeemed_at,
             card.voided_at,
+            card.origin,
+            card.expires_at,
+            card.terms_url,
+            card.expired_at,
+            card.replaces_card_id,
         )
 
 
@@ -95,6 +109,7 @@ def _validate(spec: object, index: int) -> CardSpec:
         raise InvalidRequest(f"specs[{index}].amount {spec.amount} is above the ceiling {MAX_CARD_AMOUNT}")
     if spec.reference is not None and len(spec.reference) > 200:
         raise InvalidRequest(f"specs[{index}].reference is longer than 200 characters")
+    origin_of(spec.origin)
     return spec
 
 
@@ -103,42 +118,55 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
     if not specs:
         raise InvalidRequest("specs is empty: nothing to issue")
     checked = [_validate(spec, i) for i, spec in enumerate(specs)]
+    # A purchased card's request reads as it did before cards had an origin: old keys replay.
     request = {
-        "cards": [[s.marketplace.upper(), s.amount, s.active, s.reference] for s in checked],
+        "cards": [
+            [s.marketplace.upper(), s.amount, s.active, s.reference]
+            + ([s.origin] if s.origin != CardOrigin.PURCHASED else [])
+            for s in checked
+        ],
     }
     replay = idempotency.claim(session, idempotency_key, "issue_cards", request)
     if replay is not None:
-        return _load_issued(session, replay["card_ids"])
+        return load_issued(session, replay["card_ids"])
 
     now = utcnow()
-    markets = [get_marketplace(s.marketplace) for s in checked]
-    codes, account_ids, card_ids, card_rows = new_cards(session, checked, now)
-
+    issued = create_cards(session, checked, now)
     per_market: dict[str, int] = defaultdict(int)
     legs = []
-    for market, spec, account_id in zip(markets, checked, account_ids, strict=True):
-        per_market[market.code] += spec.amount
-        legs.append(Leg(account_id, market.currency, spec.amount))
+    for card in issued:
+        per_market[card.marketplace] += card.amount
+        legs.append(Leg(card.account_id, card.currency, card.amount))
     for market_code, total in per_market.items():
         currency = get_marketplace(market_code).currency
         legs.append(Leg(funding_account(session, market_code), currency, -total))
     post(session, "issue", legs, at=now)
 
-    idempotency.complete(session, idempotency_key, {"card_ids": card_ids})
-    return [
-        IssuedCard(cid, m.code, m.currency, s.amount, str(row["status"]), code.last4, code)
-        for cid, m, s, row, code in zip(card_ids, markets, checked, card_rows, codes, strict=True)
-    ]
+    idempotency.complete(session, idempotency_key, {"card_ids": [c.card_id for c in issued]})
+    return [c.issued for c in issued]
 
 
-def new_cards(
-    session: Session, checked: Sequence[CardSpec], now: dt.datetime
-) -> tuple[list[ClaimCode], list[int], list[int], list[dict[str, object]]]:
-    """The accounts and card rows of new cards, with their codes; no money moves here
-    (the caller posts issuance, or a swap, in its own transaction)."""
+@dataclass(frozen=True, slots=True)
+class NewCard:
+    card_id: int
+    account_id: int
+    marketplace: str
+    currency: str
+    amount: int
+    issued: IssuedCard
+
+
+def create_cards(
+    session: Session, specs: Sequence[CardSpec], now: dt.datetime, *, replaces: int | None = None
+) -> list[NewCard]:
+    """Insert checked cards and their accounts (bulk); the caller posts their value.
+
+    Each card records its origin, its expiry under the marketplace's policy (counted from
+    ``now``: issue, or the new load of a reinstatement) and its terms URL.
+    """
     vault = get_vault()
-    markets = [get_marketplace(s.marketplace) for s in checked]
-    codes = [ClaimCode.generate() for _ in checked]
+    markets = [get_marketplace(s.marketplace) for s in specs]
+    codes = [ClaimCode.generate() for _ in specs]
     account_ids = insert_many(
         session,
         Account,
@@ -155,7 +183,7 @@ def new_cards(
         ],
     )
     card_rows = []
-    for spec, market, code, account_id in zip(checked, markets, codes, account_ids, strict=True):
+    for spec, market, code, account_id in zip(specs, markets, codes, account_ids, strict=True):
         lookup = vault.lookup_hash(code.normalized)
         sealed = vault.seal(code.normalized, lookup)
         card_rows.append(
@@ -172,13 +200,29 @@ def new_cards(
                 "reference": spec.reference,
                 "issued_at": now,
                 "activated_at": now if spec.active else None,
+                "origin": origin_of(spec.origin).value,
+                "expires_at": expiry_policy.expires_at(market.code, spec.origin, now),
+                "terms_url": expiry_policy.terms_url(market.code),
+                "replaces_card_id": replaces,
             }
         )
     card_ids = insert_many(session, Card, card_rows)
-    return codes, account_ids, card_ids, card_rows
+    return [
+        NewCard(
+            cid,
+            account_id,
+            m.code,
+            m.currency,
+            s.amount,
+            IssuedCard(cid, m.code, m.currency, s.amount, str(row["status"]), code.last4, code),
+        )
+        for cid, account_id, m, s, row, code in zip(
+            card_ids, account_ids, markets, specs, card_rows, codes, strict=True
+        )
+    ]
 
 
-def _load_issued(session: Session, card_ids: list[int]) -> list[IssuedCard]:
+def load_issued(session: Session, card_ids: list[int]) -> list[IssuedCard]:
     cards = {c.id: c for c in session.scalars(select(Card).where(Card.id.in_(card_ids)))}
     return [
         IssuedCard(c.id, c.marketplace, c.currency, c.amount, c.status, c.code_last4, _open(c))
@@ -191,7 +235,7 @@ def _open(card: Card) -> ClaimCode:
     return ClaimCode(get_vault().open(sealed, card.code_hash))
 
 
-def _lock_card(session: Session, card_id: int) -> Card:
+def lock_card(session: Session, card_id: int) -> Card:
     card = session.execute(
         select(Card).where(Card.id == card_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
@@ -208,7 +252,7 @@ def get_card(session: Session, card_id: int) -> CardView:
 
 
 def get_cards(session: Session, card_ids: Sequence[int]) -> dict[int, CardView]:
-    """:func:`get_card` for a batch, in one query; ids of no card are absent."""
+    """Masked views of a batch of cards, in one query (ids of no card are absent)."""
     cards = session.scalars(select(Card).where(Card.id.in_(card_ids))).all() if card_ids else []
     return {card.id: CardView.of(card) for card in cards}
 
@@ -244,7 +288,7 @@ def reveal_codes(session: Session, card_ids: Sequence[int]) -> dict[int, ClaimCo
 
 def activate_card(session: Session, card_id: int, *, idempotency_key: str) -> CardView:
     """Make an inactive (physical, not yet shipped) card redeemable."""
-    card = _lock_card(session, card_id)
+    card = lock_card(session, card_id)
     request = {"card_id": card_id}
     if idempotency.lookup(session, idempotency_key, "activate_card", request) is not None:
         return CardView.of(card)
@@ -261,7 +305,7 @@ def activate_card(session: Session, card_id: int, *, idempotency_key: str) -> Ca
 
 def void_card(session: Session, card_id: int, *, idempotency_key: str) -> CardView:
     """Cancel an unredeemed card: its value goes back to funding, its code stops working."""
-    card = _lock_card(session, card_id)
+    card = lock_card(session, card_id)
     request = {"card_id": card_id}
     if idempotency.lookup(session, idempotency_key, "void_card", request) is not None:
         return CardView.of(card)

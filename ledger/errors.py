@@ -16,12 +16,15 @@
         ├── WrongMarketplace
         ├── CardNotActive         physical card not shipped yet
         ├── CardVoided
+        ├── CardExpired           .expired_on: the day it stopped being valid
         └── TooManyAttempts       lockout after repeated failures (per account / per client)
 
 Messages never contain a claim code, only ids and the last four characters.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 
 class LedgerError(Exception):
@@ -120,6 +123,16 @@ class CardVoided(RedemptionRefused):
     """The card was voided."""
 
     reason = "voided"
+
+
+class CardExpired(RedemptionRefused):
+    """The card expired (its value went to breakage; ops can reinstate it)."""
+
+    reason = "expired"
+
+    def __init__(self, message: str, *, expired_on: dt.date) -> None:
+        super().__init__(message)
+        self.expired_on = expired_on
 
 
 class TooManyAttempts(RedemptionRefused):

@@ -9,7 +9,7 @@ entries, so concurrent issuers never queue on one hot row.
 
 The database also enforces (see ``ledger/ddl.py``): entries and transactions are
 append-only; every transaction sums to zero per currency; an entry's currency is
-its account's; a redeemed or voided card never changes status again; one
+its account's; a redeemed, voided or expired card never changes status again; one
 redemption per card.
 """
 
@@ -39,6 +39,9 @@ class AccountKind(StrEnum):
     WALLET = "wallet"
     HOLD = "hold"
     REVENUE = "revenue"
+    BREAKAGE = "breakage"
+    """Value of cards that expired (one per marketplace, like funding): kept, never deleted,
+    and what a reinstatement takes back."""
 
 
 BOUNDED_KINDS = frozenset({AccountKind.CARD, AccountKind.WALLET, AccountKind.HOLD})
@@ -49,6 +52,18 @@ class CardStatus(StrEnum):
     ACTIVE = "active"
     REDEEMED = "redeemed"
     VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+FINAL_CARD_STATUSES = frozenset({CardStatus.REDEEMED, CardStatus.VOIDED, CardStatus.EXPIRED})
+"""A card in one of these never changes status again (a database trigger holds it)."""
+
+
+class CardOrigin(StrEnum):
+    """Why the card exists: bought (consumer rules protect its value) or given by the store."""
+
+    PURCHASED = "purchased"
+    PROMOTIONAL = "promotional"
 
 
 class Account(Base):
@@ -104,6 +119,9 @@ class Card(Base):
     __table_args__ = (
         CheckConstraint(sql_in("status", list(CardStatus)), name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(sql_in("origin", list(CardOrigin)), name="origin"),
+        Index("ix_ledger_cards_status_expires_at", "status", "expires_at"),
+        Index("uq_ledger_cards_replaces_card_id", "replaces_card_id", unique=True),
     )
 
     id: Mapped[bigid_pk]
@@ -121,6 +139,17 @@ class Card(Base):
     activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     redeemed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    origin: Mapped[str] = mapped_column(
+        String(16), default=CardOrigin.PURCHASED.value, server_default=CardOrigin.PURCHASED.value
+    )
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    """The instant the card stops being redeemable (UTC); None: it does not expire."""
+    terms_url: Mapped[str | None] = mapped_column(String(500))
+    """Where the card's terms are published, as disclosed to its recipient."""
+    expired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    """When the expiry job moved its value to breakage."""
+    replaces_card_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("ledger_cards.id"))
+    """A reinstatement: the expired card whose value this card carries (once per card)."""
 
     def __repr__(self) -> str:
         return f"Card(id={self.id}, status={self.status}, last4={self.code_last4})"

@@ -1,9 +1,10 @@
 """Reconciliation: where every unit of money is, per currency, and what is broken.
 
 Outstanding liability is what the business owes: unredeemed card value, wallet
-balances and open holds. Revenue is what was spent at the store. Funding is
-the (negative) mirror of all money taken in for cards. Double entry makes the
-five sum to zero; the report says so, and lists any invariant that does not hold.
+balances and open holds. Revenue is what was spent at the store. Breakage is the
+value of cards that expired (less what was reinstated). Funding is the (negative)
+mirror of all money taken in for cards. Double entry makes the six sum to zero; the
+report says so, and lists any invariant that does not hold.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger.models import Account, AccountKind, Card, CardStatus, Checkout, Entry
+from ledger.models import FINAL_CARD_STATUSES, Account, AccountKind, Card, CardStatus, Checkout, Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class CurrencyTotals:
     hold: int
     revenue: int
     funding: int
+    breakage: int = 0
 
     @property
     def outstanding_liability(self) -> int:
@@ -31,7 +33,7 @@ class CurrencyTotals:
 
     @property
     def total(self) -> int:
-        return self.card + self.wallet + self.hold + self.revenue + self.funding
+        return self.card + self.wallet + self.hold + self.revenue + self.funding + self.breakage
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ def _card_balances(session: Session) -> list[str]:
                 Card.status.in_([CardStatus.ACTIVE.value, CardStatus.INACTIVE.value])
                 & (Account.balance != Card.amount)
             )
-            | (Card.status.in_([CardStatus.REDEEMED.value, CardStatus.VOIDED.value]) & (Account.balance != 0))
+            | (Card.status.in_(sorted(FINAL_CARD_STATUSES)) & (Account.balance != 0))
         )
         .limit(100)
     ).all()

@@ -10,7 +10,7 @@ Order of work, chosen so that every answer is right under concurrency:
 4. lockout: too many recent failures for this account (in any marketplace) or
    this client -> refused (before 1 and 2 answer, so a locked-out guesser learns
    nothing; after 3, so a retried success is still a success);
-5. the card's state (voided, not active, wrong marketplace, already redeemed);
+5. the card's state (voided, already redeemed, expired, wrong marketplace, not active);
 6. the posting card -> wallet and the redemption row (unique per card).
 
 Locks are taken card first, wallet second, everywhere in the ledger.
@@ -40,6 +40,7 @@ from ledger.accounts import check_owner, open_account
 from ledger.codes import ClaimCode, get_vault
 from ledger.errors import (
     AlreadyRedeemed,
+    CardExpired,
     CardNotActive,
     CardVoided,
     CodeNotValid,
@@ -47,6 +48,7 @@ from ledger.errors import (
     TooManyAttempts,
     WrongMarketplace,
 )
+from ledger.expiry import expired_on
 from ledger.marketplaces import get_marketplace
 from ledger.models import Account, AccountKind, Card, CardStatus, Redemption, RedemptionFailure
 from ledger.posting import Leg, post
@@ -152,6 +154,8 @@ def redeem(
             else "this card was already redeemed to another account",
             to_this_account=mine,
         )
+    if (day := expired_on(card, now)) is not None:
+        raise CardExpired(f"this card expired on {day.isoformat()}", expired_on=day)
     if card.marketplace != market.code:
         raise WrongMarketplace(
             f"this card is for the {get_marketplace(card.marketplace).name} store; it cannot be used in "

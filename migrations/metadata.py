@@ -10,6 +10,7 @@ from __future__ import annotations
 # the delivery core's, the ops audit log, the birthday programs', the ledger's.
 import api.models  # noqa: F401
 import delivery.channels.models
+import delivery.expiry.models
 import delivery.models
 import delivery.ops.models
 import delivery.programs.models  # noqa: F401

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jinja2
 from babel import Locale
-from babel.dates import format_timedelta
+from babel.dates import format_date, format_timedelta
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -57,6 +57,9 @@ class PageText:
                 dt.timedelta(minutes=minutes), add_direction=True, threshold=2, locale=self.language
             )
         )
+
+    def date(self, day: dt.date) -> str:
+        return str(format_date(day, format="long", locale=self.locale))
 
     def gettext(self, message: str) -> str:
         return self.translations.gettext(message)

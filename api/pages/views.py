@@ -9,6 +9,7 @@ style sheet.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 import time
@@ -27,6 +28,7 @@ from giftq.settings import get_settings
 from ledger import balance, redeem_code
 from ledger.errors import (
     AlreadyRedeemed,
+    CardExpired,
     CardNotActive,
     CardVoided,
     CodeMistyped,
@@ -37,7 +39,9 @@ from ledger.errors import (
     UnknownMarketplace,
     WrongMarketplace,
 )
+from ledger.expiry_policy import ExpiryRule, rule_for
 from ledger.marketplaces import MARKETPLACES, get_marketplace
+from ledger.models import CardOrigin
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -120,6 +124,8 @@ def refusal_message(text: PageText, refusal: RedemptionRefused, card_marketplace
             )
         case CardVoided():
             return _("This gift card was cancelled and can no longer be used.")
+        case CardExpired():
+            return expired_message(text, refusal.expired_on)
         case TooManyAttempts():
             return _("Too many attempts. For your security, try again %(when)s.") % {
                 "when": text.wait(refusal.retry_after)
@@ -268,6 +274,43 @@ def redeem_submit(
 # --- /<marketplace>/balance ---------------------------------------------------------------
 
 
+@router.get("/{marketplace}/terms", response_class=HTMLResponse)
+def terms_page(marketplace: str) -> Response:
+    """The marketplace's card terms as data says them (``GIFTQ_TERMS_URL``'s default target)."""
+    text = _text(marketplace)
+    if text is None:
+        return _not_found()
+    code = text.marketplace.code
+    rules = [
+        validity(text, rule_for(code, origin), promotional=origin == CardOrigin.PROMOTIONAL)
+        for origin in CardOrigin
+    ]
+    return _html(text, "terms.html", rules=rules)
+
+
+def validity(text: PageText, rule: ExpiryRule, *, promotional: bool) -> str:
+    """One origin's rule in words."""
+    _ = text.gettext
+    if rule.months is None:
+        return (
+            _("Promotional gift cards from this store do not expire.")
+            if promotional
+            else _("Gift cards bought in this store do not expire.")
+        )
+    if rule.to_year_end:
+        sentence = _(
+            "Gift cards bought in this store are valid for %(months)s months after they are issued, "
+            "to the end of that year."
+        )
+    elif promotional:
+        sentence = _(
+            "Promotional gift cards from this store are valid for %(months)s months after they are issued."
+        )
+    else:
+        sentence = _("Gift cards bought in this store are valid for %(months)s months after they are issued.")
+    return sentence % {"months": rule.months}
+
+
 @router.get("/{marketplace}/balance", response_class=HTMLResponse)
 def balance_page(request: Request, marketplace: str) -> Response:
     text = _text(marketplace)
@@ -340,4 +383,12 @@ def card_message(text: PageText, found: cardcheck.CardCheck) -> str:
         return _(
             "This gift card is not active yet. It becomes active when it ships: try again in a few days."
         )
+    if found.status == "expired" and found.expired_on is not None:
+        return expired_message(text, found.expired_on)
     return _("This gift card was cancelled and can no longer be used.")
+
+
+def expired_message(text: PageText, expired_on: dt.date) -> str:
+    return text.gettext("This gift card expired on %(date)s and can no longer be used.") % {
+        "date": text.date(expired_on)
+    }

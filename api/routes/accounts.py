@@ -45,6 +45,7 @@ router = APIRouter(prefix="/v1", tags=["accounts"])
         "wrong-marketplace",
         "card-not-active",
         "card-voided",
+        "card-expired",
         "too-many-attempts",
     ),
     summary="Redeem a claim code into an account's balance",

@@ -1,6 +1,7 @@
 """What ops do by hand, over HTTP: cancel an order, hold one for a fraud review and release or
 reject it, replay a failed delivery, resend a gift to a corrected address, reissue a line's
-card, activate a physical card, swap a card into another marketplace. Each takes an
+card, reinstate an expired card, activate a physical card, swap a card into another
+marketplace. Each takes an
 ``Idempotency-Key``, so a retried call never resends twice, and each is written to the
 ops audit log (``giftq ops audit``) with the API key's id as the actor: what was done in
 the action's own transaction, a refusal in one of its own."""
@@ -203,6 +204,31 @@ def reissue_line(
 
     body = address.model_dump(mode="json")
     return _audited(caller, "reissue", arguments, lambda: run(request, caller, idempotency_key, body, work))
+
+
+@router.post(
+    "/cards/{card_id}/reinstate",
+    response_model=DeliveryOut,
+    status_code=201,
+    responses=OPS_RESPONSES,
+    summary="Replace an expired card with a new code of the same value and deliver it",
+)
+def reinstate_card(
+    card_id: PathId, address: AddressIn, request: Request, caller: Ops, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    """The value comes back from the marketplace's breakage account, once per card; the
+    expired card stays expired. Delivered where its last gift went, or to a corrected
+    address. A card that is not expired, or was reinstated before, is refused (invalid-state)."""
+
+    arguments = {"card_id": card_id, **address.model_dump(exclude_none=True)}
+
+    def work(session: Session, _key: str) -> Answer:
+        view = ops.reinstate(session, card_id, email=address.email, phone=address.phone)
+        _done(session, caller, "reinstate", arguments, f"new card {view.card}, delivery {view.id}")
+        return Answer(201, views.delivery(view).model_dump(mode="json"))
+
+    body = address.model_dump(mode="json")
+    return _audited(caller, "reinstate", arguments, lambda: run(request, caller, idempotency_key, body, work))
 
 
 @router.post(

@@ -82,6 +82,7 @@ from giftq.db import make_engine, reset_engine
 from giftq.settings import get_settings, reset_settings
 from ledger.codes.redact import redact
 from ledger.errors import RedemptionRefused
+from ledger.expiry_policy import terms_url
 
 app = typer.Typer(help="Run the whole product locally on embedded defaults.")
 console = Console()
@@ -444,6 +445,9 @@ def run_pipeline_demo(Session: sessionmaker[Session], sink: SmtpSink, texts: Sms
     assert body is not None
     (code,) = CODE_IN_TEXT.findall(str(body.get_content()))
     console.print(f"Ada's email says: [bold]{code}[/bold]")
+    for who, address, marketplace in (("Ada", "ada@", "US"), ("Jürgen", "juergen@", "DE")):
+        message = next(m for m in _mailbox(maildir) if address in str(m["To"]))
+        console.print(f"{who}'s email discloses: {disclosure_line(message, marketplace)}")
     return placed.order_id, str(code)
 
 
@@ -466,6 +470,15 @@ def run_held_demo(Session: sessionmaker[Session]) -> None:
     with Session.begin() as session:
         order = ops.lookup_order(session, placed.order_id)
     console.print(f"order {order.id} {order.status} (payment {order.payment}); Joan's gift is in the sink")
+
+
+def disclosure_line(message: email.message.EmailMessage, marketplace: str) -> str:
+    """The paragraph of a gift email that says until when the card is valid, and its terms."""
+    body = message.get_body(preferencelist=("plain",))
+    text = str(body.get_content()).replace("\r\n", "\n") if body is not None else ""
+    where = terms_url(marketplace)
+    found = next((p for p in text.split("\n\n") if where in p), "")
+    return " ".join(found.split())
 
 
 def save_printable(mailbox: list[email.message.EmailMessage], folder: Path) -> Path | None:

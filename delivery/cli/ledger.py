@@ -136,6 +136,7 @@ def reconcile(json: JsonOption = False, debug: DebugOption = False) -> None:
                         "hold": t.hold,
                         "revenue": t.revenue,
                         "funding": t.funding,
+                        "breakage": t.breakage,
                         "outstanding_liability": t.outstanding_liability,
                         "total": t.total,
                     }
@@ -146,11 +147,15 @@ def reconcile(json: JsonOption = False, debug: DebugOption = False) -> None:
         )
     else:
         columns = [Column("currency", whole=True)] + [
-            Column(name, whole=True) for name in ("cards", "wallets", "holds", "revenue", "funding", "sum")
+            Column(name, whole=True)
+            for name in ("cards", "wallets", "holds", "revenue", "funding", "breakage", "sum")
         ]
         rows = [
             [t.currency]
-            + [_units(v, t.currency) for v in (t.card, t.wallet, t.hold, t.revenue, t.funding, t.total)]
+            + [
+                _units(v, t.currency)
+                for v in (t.card, t.wallet, t.hold, t.revenue, t.funding, t.breakage, t.total)
+            ]
             for t in report.currencies
         ]
         show(table("reconciliation", columns, rows))

@@ -1,5 +1,5 @@
-"""``giftq ops``: look up, replay, resend, reissue, swap, cancel, the held orders and their
-fraud review; and the audit log of it all.
+"""``giftq ops``: look up, replay, resend, reissue, reinstate, swap, cancel, expire, the held
+orders and their fraud review; and the audit log of it all.
 
 Codes are always masked. Every command prints a table (``--json`` for scripts); every
 action is one transaction with its audit row, sent to the workers after commit (the
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from delivery import due, ops, sweeper
 from delivery.cli.output import Column, emit_json, money, report_action, say, show, table, when
 from delivery.cli.runner import ActorOption, DebugOption, DryRunOption, JsonOption, YesOption, act, reading
+from delivery.expiry import jobs as expiry_jobs
 from delivery.ops import audit, lookups, swaps
 from giftq.db import utcnow
 
@@ -178,6 +179,12 @@ def card(
         say(f"redeemed {when(c.redeemed_at)} UTC into account {found.redeemed_by}")
     if c.voided_at:
         say(f"voided {when(c.voided_at)} UTC")
+    say(
+        f"{c.origin}; "
+        + (f"expires {when(c.expires_at)} UTC" if c.expires_at else "does not expire")
+        + (f"; expired {when(c.expired_at)} UTC (giftq ops reinstate {c.card_id})" if c.expired_at else "")
+        + (f"; replaces card {c.replaces_card_id}" if c.replaces_card_id else "")
+    )
     show(_deliveries(found.deliveries, title="deliveries"), _attempts(found.deliveries))
 
 
@@ -397,6 +404,64 @@ def reissue(
     report_action(json, dry_run, describe(view), view)
 
 
+@app.command()
+def reinstate(
+    card_id: int,
+    *,
+    email: Annotated[str | None, typer.Option(help="Deliver the new card here instead (email).")] = None,
+    phone: Annotated[str | None, typer.Option(help="Deliver the new card here instead (text).")] = None,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Replace an expired card with a new code of the same value and deliver it."""
+
+    def describe(v: ops.DeliveryView) -> str:
+        return f"reinstated card {card_id} as new card {v.card}; {_delivery_line(v)}"
+
+    view = act(
+        "ops reinstate",
+        {"card": card_id, "email": email, "phone": phone},
+        lambda session: ops.reinstate(session, card_id, email=email, phone=phone),
+        describe,
+        actor=actor,
+        dry_run=dry_run,
+        confirm=f"Issue a new card with the value of expired card {card_id} and send it?",
+        yes=yes,
+        debug=debug,
+    )
+    report_action(json, dry_run, describe(view), view)
+
+
+@app.command()
+def expire(
+    dry_run: DryRunOption = False,
+    actor: ActorOption = None,
+    json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Expire due cards to breakage and queue due expiry reminders, now (beat does it hourly)."""
+
+    def describe(r: expiry_jobs.ExpiryReport) -> str:
+        return (
+            f"expired cards: {_ids(r.expired_cards)}; unsent gifts stopped: "
+            f"{_ids(r.cancelled_deliveries)}; reminders queued: {_ids(r.reminders)}"
+        )
+
+    report = act(
+        "ops expire",
+        {},
+        lambda session: expiry_jobs.run(session, now=utcnow()),
+        describe,
+        actor=actor,
+        dry_run=dry_run,
+        debug=debug,
+    )
+    report_action(json, dry_run, describe(report), report)
+
+
 def _ids(ids: list[int]) -> str:
     return " ".join(map(str, ids)) or "none"
 
@@ -418,7 +483,7 @@ def cancel(
             f"cancelled order {order_id}: {len(r.cancelled_deliveries)} deliveries stopped, "
             f"cards voided: {_ids(r.voided_cards)}; already sent, still valid: {_ids(r.kept_cards)}; "
             f"already redeemed: {_ids(r.redeemed_cards)}; "
-            f"voided before (reissued): {_ids(r.already_voided_cards)}"
+            f"voided before (reissued): {_ids(r.already_voided_cards)}; expired: {_ids(r.expired_cards)}"
         )
 
     report = act(
@@ -587,6 +652,8 @@ def reject(
         json=json,
         debug=debug,
     )
+
+
 @app.command()
 def swap(
     card_id: Annotated[int, typer.Argument(metavar="CARD", help="The card's id (giftq ops card shows it).")],

@@ -12,6 +12,8 @@ caller commits. Codes are never shown: a card is its id and ``••••-XXXX`
   (the original, if still pending, is cancelled).
 - :func:`reissue` voids the card, issues a new code for the same line, and delivers it;
   use it when the code may have reached someone else. A redeemed card cannot be reissued.
+- :func:`reinstate` replaces an expired card with a new code of the same value (taken back
+  from breakage) and delivers it like a reissue; the expired card stays expired.
 - :func:`cancel_order` stops everything not yet sent and voids those cards; gifts already
   sent stay valid (their refund is a ledger matter), and the report says which. A held
   order (nothing issued) is cancelled and its purchaser told.
@@ -62,7 +64,7 @@ from delivery.reasons import CancelReason
 from delivery.states import FINAL_FAILURES, PENDING
 from delivery.states import DeliveryStatus as S
 from giftq.db import utcnow
-from ledger import CardSpec, get_card, issue_cards, void_card
+from ledger import CardSpec, get_card, issue_cards, reinstate_card, void_card
 from ledger.codes.text import mask
 from ledger.errors import InvalidState
 from ledger.models import CardStatus
@@ -83,6 +85,7 @@ __all__ = [
     "list_suppressed",
     "lookup_card",
     "lookup_order",
+    "reinstate",
     "reissue",
     "reject_review",
     "release_review",
@@ -109,6 +112,8 @@ class CancelReport:
     """Cards already redeemed into someone's balance."""
     already_voided_cards: list[int] = field(default_factory=list)
     """Cards voided before this cancel (replaced by a reissue)."""
+    expired_cards: list[int] = field(default_factory=list)
+    """Cards that expired before this cancel (their value is in breakage)."""
 
 
 def _delivery(session: Session, delivery_id: int) -> Delivery:
@@ -131,7 +136,8 @@ def _checked_email(address: str) -> str:
 
 
 def _refuse_spent_card(session: Session, delivery: Delivery, what: str) -> None:
-    """A redeemed or voided card is not sent again: its code is worth nothing to the recipient."""
+    """A redeemed, voided or expired card is not sent again: its code is worth nothing to
+    the recipient."""
     if delivery.card_id is None:
         return
     card = get_card(session, delivery.card_id)
@@ -143,6 +149,11 @@ def _refuse_spent_card(session: Session, delivery: Delivery, what: str) -> None:
         raise OpsRefused(
             f"the card of delivery {delivery.id} ({mask(card.last4)}) is voided; nothing to {what} "
             "(giftq ops reissue gives the line a new code)"
+        )
+    if card.status == CardStatus.EXPIRED:
+        raise OpsRefused(
+            f"the card of delivery {delivery.id} ({mask(card.last4)}) expired; nothing to {what} "
+            f"(giftq ops reinstate {card.card_id} gives it a new code of the same value)"
         )
 
 
@@ -273,10 +284,11 @@ def reissue(
         raise NotFound(f"no issued order line {line_id}")
     old_card = line.card_id
     current = get_card(session, old_card)
-    if current.status in (CardStatus.REDEEMED, CardStatus.VOIDED):
+    if current.status in (CardStatus.REDEEMED, CardStatus.VOIDED, CardStatus.EXPIRED):
         raise OpsRefused(
             f"the card of line {line_id} ({mask(current.last4)}) is {current.status}; "
             "only an unredeemed, valid card can be reissued"
+            + (f" (giftq ops reinstate {old_card})" if current.status == CardStatus.EXPIRED else "")
         )
     deliveries = list(
         session.scalars(
@@ -304,6 +316,7 @@ def reissue(
                 amount=current.amount,
                 active=line.channel != Channel.PHYSICAL,
                 reference=card_reference(line.order_id, line.position),
+                origin=line.origin,
             )
         ],
         idempotency_key=f"giftq:reissue:line:{line_id}:replacing:{old_card}",
@@ -322,6 +335,58 @@ def reissue(
         to_name=to_name,
         parent_id=last.id if last else None,
         now=now,
+    )
+
+
+def reinstate(
+    session: Session, card_id: int, *, email: str | None = None, phone: str | None = None
+) -> DeliveryView:
+    """Replace an expired card: a new code of the same value, delivered to the recipient.
+
+    Consumer rules may require it (a recipient who asks after the expiry). The value comes
+    back from breakage (:func:`ledger.reinstate_card`, once per card); the new card follows
+    its line as a reissue does, and goes where the last gift went unless ``email`` /
+    ``phone`` correct the address.
+    """
+    current = get_card(session, card_id)
+    if current.status != CardStatus.EXPIRED:
+        raise OpsRefused(
+            f"card {card_id} ({mask(current.last4)}) is {current.status}; only an expired card is reinstated"
+        )
+    line = session.scalars(
+        select(OrderLine)
+        .where(OrderLine.card_id == card_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if line is None:
+        raise OpsRefused(
+            f"card {card_id} is not the card of an order line now (reinstated before?): "
+            "giftq ops card shows what replaced it"
+        )
+    deliveries = list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.card_id == card_id, Delivery.kind == DeliveryKind.GIFT)
+            .order_by(Delivery.id)
+        )
+    )
+    last = deliveries[-1] if deliveries else None
+    address = _reissue_address(line, last, email=email, phone=phone)
+    _refuse_if_suppressed(session, address)
+    try:
+        card = reinstate_card(session, card_id, idempotency_key=f"giftq:reinstate:{card_id}")
+    except InvalidState as exc:
+        raise OpsRefused(str(exc)) from None
+    line.card_id, line.card_last4 = card.card_id, card.last4
+    return _new_gift(
+        session,
+        line,
+        card_id=card.card_id,
+        address=address,
+        to_name=last.to_name if last else line.recipient_name,
+        parent_id=last.id if last else None,
+        now=utcnow(),
     )
 
 
@@ -392,6 +457,8 @@ def cancel_order(session: Session, order_id: int) -> CancelReport:
             report.redeemed_cards.append(card_id)
         elif status == CardStatus.VOIDED:
             report.already_voided_cards.append(card_id)
+        elif status == CardStatus.EXPIRED:
+            report.expired_cards.append(card_id)
         elif any(d.status in REACHED for d in deliveries):
             report.kept_cards.append(card_id)
         else:

@@ -45,11 +45,15 @@ class PlacedOrder:
 
 def request_hash(order: schemas.Order) -> str:
     data = order.model_dump(mode="json")
-    # An order that asks for no hold hashes as it did before holds existed: a key placed
-    # then and replayed now is the same request.
+    # An order that asks for no hold, and lines of purchased cards, hash as they did before
+    # holds and card origins existed: a key placed then and replayed now is the same request.
     for name, default in schemas.HOLD_DEFAULTS.items():
         if data[name] == default:
             del data[name]
+    for line in data["lines"]:
+        for name, default in schemas.LINE_DEFAULTS.items():
+            if line[name] == default:
+                del line[name]
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -160,4 +164,5 @@ def _line_values(order_id: int, position: int, line: schemas.OrderLine, now: Any
         "send_at_local": line.send_at.local_time.isoformat() if line.send_at else None,
         "send_at_zone": line.send_at.zone if line.send_at else None,
         "due_at": line.send_at.due_at() if line.send_at else now,
+        "origin": str(line.origin),
     }

@@ -112,6 +112,7 @@ def _issue(
             amount=line.amount,
             active=line.channel != Channel.PHYSICAL,
             reference=card_reference(order.id, line.position),
+            origin=line.origin,
         )
         for line in lines
     ]

@@ -46,6 +46,7 @@ from delivery.errors import FieldError, InvalidOrder
 from delivery.models import Channel
 from giftq.text import refuse_controls
 from ledger.marketplaces import MARKETPLACES
+from ledger.models import CardOrigin
 
 SCHEMA_PATH = Path(__file__).with_name("order.schema.json")
 SCHEMA_ID = "urn:giftq:schema:order:1"
@@ -313,6 +314,11 @@ class OrderLine(_Model):
     message: Annotated[str, StringConstraints(max_length=500), AfterValidator(_message_text)] | None = None
     recipient: Recipient
     send_at: SendAt | None = None
+    origin: CardOrigin = Field(
+        default=CardOrigin.PURCHASED,
+        description="purchased (sold) or promotional (given by the store): with the marketplace, "
+        "it picks the card's expiry rule, which every message about the card discloses",
+    )
 
     @model_validator(mode="after")
     def _recipient_fits_channel(self) -> OrderLine:
@@ -372,6 +378,8 @@ def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> l
 
 
 HOLD_DEFAULTS: dict[str, Any] = {"payment": "paid", "review": False}
+LINE_DEFAULTS: dict[str, Any] = {"origin": CardOrigin.PURCHASED.value}
+"""Line fields added later, at their defaults: left out of the request hash (see intake)."""
 """The hold fields as an order without them reads: left out of its request hash."""
 
 

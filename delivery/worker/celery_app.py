@@ -18,6 +18,7 @@ giftq.dispatch_due      scheduler   none: release due scheduled sends and retrie
 giftq.sweep             scheduler   none: re-enqueue stuck orders and deliveries (beat)
 giftq.place_programs    scheduler   none: place the birthday programs' due gifts (beat)
 giftq.expire_holds      scheduler   none: cancel orders whose payment is overdue (beat)
+giftq.expire_cards      scheduler   none: expire due cards, send expiry reminders (beat)
 giftq.fulfilment_batch  fulfilment  none: physical cards' batch at each cut-off (beat)
 giftq.fulfilment_reports fulfilment none: apply the vendor's report files (beat)
 ======================  ==========  =============================================
@@ -162,6 +163,11 @@ def celery_config(s: Settings) -> dict[str, Any]:
                 "task": "giftq.place_programs",
                 "schedule": s.program_interval_seconds,
                 "options": {"expires": s.program_interval_seconds},
+            },
+            "expire-cards": {
+                "task": "giftq.expire_cards",
+                "schedule": s.expiry_interval_seconds,
+                "options": {"expires": s.expiry_interval_seconds},
             },
             **_fulfilment_beat(s),
         },

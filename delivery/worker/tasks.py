@@ -20,6 +20,7 @@ from delivery import dispatch, due, sweeper
 from delivery.channels.physical import batches as physical_batches
 from delivery.channels.physical import reports as physical_reports
 from delivery.errors import FieldError, HoldRefused, IdempotencyConflict, InvalidOrder, NotFound
+from delivery.expiry import jobs as expiry_jobs
 from delivery.models import Channel
 from delivery.orders import holds, intake, processing, schemas
 from delivery.outbox import Message, publish
@@ -40,6 +41,9 @@ _DB_RETRY: dict[str, Any] = {
 
 
 _Task = TypeVar("_Task", bound=Callable[..., Any])
+
+EXPIRY_BATCH = 500
+"""Cards expired (or reminded) per database transaction by ``giftq.expire_cards``."""
 
 
 def giftq_task(name: str, **options: Any) -> Callable[[_Task], _Task]:
@@ -237,3 +241,18 @@ def sweep() -> dict[str, int]:
 def place_programs() -> dict[str, int]:
     """Place the birthday programs' gifts that are due (sent by beat)."""
     return program_tasks.place_due_programs(session_factory(), now=utcnow())
+
+
+@giftq_task("giftq.expire_cards", **_DB_RETRY)
+def expire_cards() -> dict[str, int]:
+    """Expire due cards to breakage and queue the due expiry reminders (sent by beat)."""
+    sessions = session_factory()
+    totals = {"expired": 0, "cancelled": 0, "reminders": 0}
+    while True:
+        with sessions.begin() as session:
+            report = expiry_jobs.run(session, now=utcnow(), limit=EXPIRY_BATCH)
+        totals["expired"] += len(report.expired_cards)
+        totals["cancelled"] += len(report.cancelled_deliveries)
+        totals["reminders"] += len(report.reminders)
+        if len(report.expired_cards) < EXPIRY_BATCH and len(report.reminders) < EXPIRY_BATCH:
+            return totals

@@ -32,7 +32,7 @@ from giftq.db import utcnow
 from giftq.settings import get_settings
 from ledger import idempotency
 from ledger.accounts import funding_account
-from ledger.cards import MAX_CARD_AMOUNT, CardSpec, IssuedCard, _load_issued, _lock_card, new_cards
+from ledger.cards import MAX_CARD_AMOUNT, CardSpec, IssuedCard, create_cards, load_issued, lock_card
 from ledger.codes import ClaimCode, get_vault
 from ledger.errors import CodeNotValid, InvalidRequest, InvalidState, NotFound
 from ledger.marketplaces import get_marketplace
@@ -67,7 +67,7 @@ class SwapResult:
 def swap_card(session: Session, card_id: int, *, to_marketplace: str, idempotency_key: str) -> SwapResult:
     """Void card ``card_id`` and issue its value as a card of ``to_marketplace`` (ops, by id)."""
     target = get_marketplace(to_marketplace)
-    card = _lock_card(session, card_id)
+    card = lock_card(session, card_id)
     return _swap(session, card, target.code, idempotency_key)
 
 
@@ -130,8 +130,8 @@ def _swap(session: Session, card: Card, to_marketplace: str, idempotency_key: st
         )
 
     idempotency.claim(session, idempotency_key, OPERATION, request)
-    spec = CardSpec(target.code, to_amount, active=True, reference=card.reference)
-    codes, account_ids, card_ids, _rows = new_cards(session, [spec], now)
+    spec = CardSpec(target.code, to_amount, active=True, reference=card.reference, origin=card.origin)
+    (new,) = create_cards(session, [spec], now)
     txn_id = post(
         session,
         "swap",
@@ -139,7 +139,7 @@ def _swap(session: Session, card: Card, to_marketplace: str, idempotency_key: st
             Leg(card.account_id, source.currency, -card.amount),
             Leg(funding_account(session, source.code), source.currency, card.amount),
             Leg(funding_account(session, target.code), target.currency, -to_amount),
-            Leg(account_ids[0], target.currency, to_amount),
+            Leg(new.account_id, target.currency, to_amount),
         ],
         at=now,
     )
@@ -147,7 +147,7 @@ def _swap(session: Session, card: Card, to_marketplace: str, idempotency_key: st
     card.voided_at = now
     swap = Swap(
         old_card_id=card.id,
-        new_card_id=card_ids[0],
+        new_card_id=new.card_id,
         transaction_id=txn_id,
         from_marketplace=source.code,
         to_marketplace=target.code,
@@ -162,11 +162,7 @@ def _swap(session: Session, card: Card, to_marketplace: str, idempotency_key: st
     session.add(swap)
     session.flush()
     idempotency.complete(session, idempotency_key, {"swap_id": swap.id})
-    code = codes[0]
-    new_card = IssuedCard(
-        card_ids[0], target.code, target.currency, to_amount, CardStatus.ACTIVE.value, code.last4, code
-    )
-    return _result(swap, new_card)
+    return _result(swap, new.issued)
 
 
 def get_swap(session: Session, swap_id: int) -> SwapResult:
@@ -174,7 +170,7 @@ def get_swap(session: Session, swap_id: int) -> SwapResult:
     swap = session.get(Swap, swap_id)
     if swap is None:
         raise NotFound(f"no swap {swap_id}")
-    (new_card,) = _load_issued(session, [swap.new_card_id])
+    (new_card,) = load_issued(session, [swap.new_card_id])
     return _result(swap, new_card)
 
 

@@ -13,12 +13,11 @@ this revision get their purchaser key from their address.
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 from alembic import op
 
 from giftq.db import sql_in
+from migrations.checks import check_of
 
 revision = "0009"
 down_revision = "0008"
@@ -33,20 +32,9 @@ DELIVERY_KINDS = ("gift", "confirmation", "delivered_notice", "failed_notice")
 CANCELLED_NOTICE = "cancelled_notice"
 
 
-def _check_of(table: str, column: str) -> str:
-    """The name of the CHECK constraint over ``column``, as this database has it (SQLite's
-    batch copies of earlier revisions keep the names they were given then)."""
-    for check in sa.inspect(op.get_bind()).get_check_constraints(table):
-        # SQLite keeps the text as written (status IN (...)); PostgreSQL rewrites it
-        # (((status)::text = ANY (...))): both start with the column's name.
-        if re.match(rf"^\W*{column}\b", str(check["sqltext"])):
-            return str(check["name"])
-    raise LookupError(f"no CHECK constraint over {table}.{column}")
-
-
 def upgrade() -> None:
     with op.batch_alter_table("orders") as batch:
-        batch.drop_constraint(op.f(_check_of("orders", "status")), type_="check")
+        batch.drop_constraint(op.f(check_of("orders", "status")), type_="check")
         batch.create_check_constraint("status", sql_in("status", ORDER_STATUSES + HELD_STATUSES))
         batch.add_column(sa.Column("purchaser_key", sa.String(320), nullable=True))
         batch.add_column(sa.Column("payment", sa.String(16), nullable=True))
@@ -57,7 +45,7 @@ def upgrade() -> None:
         batch.create_index("ix_orders_purchaser_key_created_at", ["purchaser_key", "created_at"])
     op.execute(sa.text("UPDATE orders SET purchaser_key = lower(purchaser_email)"))
     with op.batch_alter_table("deliveries") as batch:
-        batch.drop_constraint(op.f(_check_of("deliveries", "kind")), type_="check")
+        batch.drop_constraint(op.f(check_of("deliveries", "kind")), type_="check")
         batch.create_check_constraint("kind", sql_in("kind", (*DELIVERY_KINDS, CANCELLED_NOTICE)))
 
 
@@ -69,7 +57,7 @@ def downgrade() -> None:
     )
     op.execute(sa.text("DELETE FROM deliveries WHERE kind = :kind").bindparams(kind=CANCELLED_NOTICE))
     with op.batch_alter_table("deliveries") as batch:
-        batch.drop_constraint(op.f(_check_of("deliveries", "kind")), type_="check")
+        batch.drop_constraint(op.f(check_of("deliveries", "kind")), type_="check")
         batch.create_check_constraint("kind", sql_in("kind", DELIVERY_KINDS))
     # A held order has nothing issued: going back, it is one that was cancelled.
     op.execute(
@@ -77,11 +65,11 @@ def downgrade() -> None:
     )
     with op.batch_alter_table("orders") as batch:
         batch.drop_index("ix_orders_purchaser_key_created_at")
-        batch.drop_constraint(op.f(_check_of("orders", "review")), type_="check")
-        batch.drop_constraint(op.f(_check_of("orders", "payment")), type_="check")
+        batch.drop_constraint(op.f(check_of("orders", "review")), type_="check")
+        batch.drop_constraint(op.f(check_of("orders", "payment")), type_="check")
         batch.drop_column("review")
         batch.drop_column("payment_due_at")
         batch.drop_column("payment")
         batch.drop_column("purchaser_key")
-        batch.drop_constraint(op.f(_check_of("orders", "status")), type_="check")
+        batch.drop_constraint(op.f(check_of("orders", "status")), type_="check")
         batch.create_check_constraint("status", sql_in("status", ORDER_STATUSES))

@@ -2,7 +2,7 @@
 purchaser's country on an order (for unclaimed-property reporting).
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07
 
 Written by hand to match ``ledger/swaps/models.py`` and ``delivery/models.py`` (a test
@@ -20,7 +20,7 @@ import giftq.db
 from giftq.db import BigId
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -72,6 +72,7 @@ def test_dry_run_shows_what_would_happen_and_changes_and_queues_nothing(
             "kept_cards": [],
             "redeemed_cards": [],
             "already_voided_cards": [],
+            "expired_cards": [],
         },
     }
     assert snapshot(Session) == before

@@ -81,6 +81,10 @@ def test_demo_runs_the_whole_pipeline_on_embedded_defaults(
     assert "added 50.00 USD" in result.output
     assert "already_redeemed" in result.output
     assert "ledger balances" in result.output
+    # The gift emails' disclosure lines: whether and when each card expires, and its terms.
+    flat = " ".join(result.output.split())
+    assert "Ada's email discloses: This gift card does not expire. Terms: http://" in flat
+    assert "Jürgen's email discloses: Diese Geschenkkarte ist gültig bis zum 31. Dezember" in flat
     # A text gift went to the provider's stand-in, was reported delivered, and the
     # purchaser heard so; the demo shows the text with its code masked.
     (text,) = [json.loads(p.read_text()) for p in (data / "sms").glob("SM*.json")]

@@ -3,6 +3,8 @@ address, and going back turns a held order (nothing issued) into a cancelled one
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import text
 
 from giftq import migrate
@@ -34,3 +36,24 @@ def test_orders_placed_before_get_their_purchaser_key_and_held_ones_go_back_canc
         migrate.upgrade(database_url)
     finally:
         engine.dispose()
+
+
+def test_every_revision_goes_down_and_up_over_issued_orders_and_their_deliveries(
+    database_url: str, Session: Any, issued_order: Any
+) -> None:
+    """Revisions that copy ``orders`` or ``deliveries`` (SQLite's batch mode) keep the rows
+    that reference them, and every reference still holds afterwards."""
+    issued_order()
+    with Session() as s:
+        before = {
+            table: s.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("orders", "order_lines", "deliveries", "ledger_cards")
+        }
+    assert before["deliveries"] > 0
+    head = migrate.current(database_url)
+    migrate.downgrade(database_url, "0008")
+    migrate.upgrade(database_url)
+    assert migrate.current(database_url) == head
+    with Session() as s:
+        after = {table: s.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() for table in before}
+    assert after == before

@@ -27,6 +27,7 @@ from delivery.channels.email import (
     ConfirmationLine,
     DeliveryFailedEmail,
     EmailContext,
+    ExpiryReminderEmail,
     GiftDeliveredEmail,
     GiftEmail,
     GiftShippedEmail,
@@ -35,6 +36,7 @@ from delivery.channels.email import (
 )
 from delivery.channels.email.message import message_id_for
 from delivery.channels.physical.tracking import Shipment, shipments
+from delivery.expiry import disclosure
 from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine
 from delivery.reasons import CancelReason
 from delivery.states import DeliveryStatus
@@ -46,6 +48,7 @@ from ledger.marketplaces import get_marketplace
 _NOTICES = (DeliveryKind.DELIVERED_NOTICE, DeliveryKind.FAILED_NOTICE)
 _WHOLE_ORDER = (DeliveryKind.CONFIRMATION, DeliveryKind.CANCELLED_NOTICE)
 """Emails about a whole order: they list every line."""
+_ABOUT_A_CARD = (DeliveryKind.GIFT, DeliveryKind.EXPIRY_REMINDER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +61,8 @@ class Loaded:
     codes: dict[int, ClaimCode]
     """The batch's gift codes by card id, decrypted in one query, in memory only."""
     cards: dict[int, CardView]
-    """The batch's gift cards: a gift says its card's value, which a swap may have put in
-    another marketplace than its line's."""
+    """The cards of the batch's gifts and reminders (masked): what their emails disclose; a
+    gift says its card's value, which a swap may have put in another marketplace than its line's."""
     shipments: dict[int, Shipment]
     """Shipped physical gifts (by delivery id) that a delivered notice of the batch is about."""
 
@@ -68,6 +71,7 @@ def load(session: Session, deliveries: list[Delivery]) -> Loaded:
     lines = _lines_of(session, deliveries)
     by_id = {line.id: line for order_lines in lines.values() for line in order_lines}
     card_ids = [d.card_id for d in deliveries if d.kind == DeliveryKind.GIFT and d.card_id is not None]
+    disclosed = [d.card_id for d in deliveries if d.kind in _ABOUT_A_CARD and d.card_id is not None]
     shipped = [
         d.parent_id
         for d in deliveries
@@ -81,7 +85,7 @@ def load(session: Session, deliveries: list[Delivery]) -> Loaded:
         by_id,
         _parents(session, deliveries),
         reveal_codes(session, card_ids),
-        get_cards(session, card_ids),
+        get_cards(session, disclosed),
         shipments(session, shipped),
     )
 
@@ -162,9 +166,10 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
         if delivery.card_id is None:
             raise ValueError(f"gift delivery {delivery.id} has no card")
         code = loaded.codes.get(delivery.card_id)
-        if code is None:
+        card = loaded.cards.get(delivery.card_id)
+        if code is None or card is None:
             raise NotFound(f"no card {delivery.card_id}")
-        card = loaded.cards[delivery.card_id]
+        told = disclosure.of_card(card)
         return GiftEmail(
             recipient_name=delivery.to_name,
             recipient_email=delivery.to_address or "",
@@ -176,7 +181,11 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
             design=line.design,
             locale=line.recipient_locale,
             message_id=message_id,
+            valid_until=told.valid_until,
+            terms_url=told.terms_url,
         )
+    if delivery.kind == DeliveryKind.EXPIRY_REMINDER:
+        return _reminder(delivery, order, line, loaded, message_id)
     gift = loaded.parents.get(delivery.parent_id or 0)
     recipient_name = gift.to_name if gift else line.recipient_name
     address = gift.to_address if gift else (line.recipient_email or line.recipient_phone)
@@ -252,5 +261,28 @@ def _cancelled(
         # Whole hours, rounded up: a deadline of 90 minutes reads "2 hours", never "1".
         deadline_hours=-(-int(deadline.total_seconds()) // 3600),
         locale=purchaser_locale(order, order_lines),
+        message_id=message_id,
+    )
+
+
+def _reminder(
+    delivery: Delivery, order: Order, line: OrderLine, loaded: Loaded, message_id: str
+) -> ExpiryReminderEmail:
+    card = loaded.cards.get(delivery.card_id or 0)
+    if card is None:
+        raise NotFound(f"no card {delivery.card_id}")
+    told = disclosure.of_card(card)
+    if told.valid_until is None:
+        raise ValueError(f"card {card.card_id} does not expire: no reminder to send")
+    return ExpiryReminderEmail(
+        recipient_name=delivery.to_name,
+        recipient_email=delivery.to_address or "",
+        sender_name=order.purchaser_name,
+        amount=card.amount,
+        marketplace=card.marketplace,
+        last4=card.last4,
+        valid_until=told.valid_until,
+        terms_url=told.terms_url,
+        locale=line.recipient_locale,
         message_id=message_id,
     )

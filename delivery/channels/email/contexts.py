@@ -9,6 +9,7 @@ The order pipeline fills these from its rows and hands them to
 - :class:`DeliveryFailedEmail`: tells the purchaser that a gift could not be delivered.
 - :class:`GiftShippedEmail`: tells the purchaser that a physical card was shipped (tracking).
 - :class:`OrderCancelledEmail`: tells the purchaser that a held order was cancelled, and why.
+- :class:`ExpiryReminderEmail`: tells a recipient that their unused card expires soon.
 - :class:`PrintableGiftEmail`: a print-at-home card, to the purchaser who prints it (the
   PDF travels as an attachment; the email itself holds no claim code).
 
@@ -27,7 +28,7 @@ so that logging a context, or an exception that shows one, cannot leak it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar, Literal, TypeAlias
 
 from babel import Locale, UnknownLocaleError
@@ -84,6 +85,11 @@ class GiftEmail:
     locale: str | None = field(default=None, kw_only=True)
     """The recipient's locale; None: the marketplace's."""
     message_id: str | None = field(default=None, kw_only=True)
+    valid_until: date | None = field(default=None, kw_only=True)
+    """The card's last valid day (its expiry); None: the card does not expire, and the
+    email says so."""
+    terms_url: str | None = field(default=None, kw_only=True)
+    """Where the card's terms are; None: the marketplace's (``GIFTQ_TERMS_URL``)."""
 
     def __post_init__(self) -> None:
         _check_amount(self.amount)
@@ -346,6 +352,43 @@ class OrderCancelledEmail:
         return self.purchaser_email
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiryReminderEmail:
+    """Tells a gift's recipient that the card, still unused, expires soon.
+
+    It names the card by the last four characters of its code (``last4``, ``"H2PW"``) and
+    who gave it: the claim code itself is in the gift email, never sent again here.
+    """
+
+    kind: ClassVar[str] = "expiry_reminder"
+    auto_submitted: ClassVar[bool] = True
+
+    recipient_name: str
+    recipient_email: str
+    sender_name: str
+    amount: int
+    marketplace: str
+    last4: str
+    valid_until: date
+    terms_url: str | None = None
+    locale: str | None = field(default=None, kw_only=True)
+    """The recipient's locale; None: the marketplace's."""
+    message_id: str | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _check_amount(self.amount)
+        _normalize_marketplace(self, self.marketplace)
+        _check_locale(self.locale)
+
+    @property
+    def to_name(self) -> str:
+        return self.recipient_name
+
+    @property
+    def to_addr(self) -> str:
+        return self.recipient_email
+
+
 EmailContext: TypeAlias = (
     GiftEmail
     | OrderConfirmationEmail
@@ -354,4 +397,5 @@ EmailContext: TypeAlias = (
     | GiftShippedEmail
     | PrintableGiftEmail
     | OrderCancelledEmail
+    | ExpiryReminderEmail
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +44,7 @@ from delivery import designs
 from delivery.channels.email.contexts import (
     DeliveryFailedEmail,
     EmailContext,
+    ExpiryReminderEmail,
     GiftDeliveredEmail,
     GiftEmail,
     GiftShippedEmail,
@@ -54,6 +55,7 @@ from delivery.channels.email.contexts import (
 from delivery.channels.email.i18n import Localization, format_money, localization
 from giftq.settings import Settings, get_settings
 from giftq.text import clean_paragraphs, one_line
+from ledger.expiry_policy import terms_url
 from ledger.marketplaces import get_marketplace
 
 TEXT_WIDTH = 72
@@ -157,6 +159,7 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
             redeem_url=redeem_url(public_base_url, ctx.marketplace),
             accent=designs.design(ctx.design)["accent"],
             code_html=code_groups(one_line(ctx.code)),
+            **_disclosure(ctx, l10n),
         )
     elif isinstance(ctx, OrderConfirmationEmail):
         variables.update(
@@ -206,6 +209,14 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
                 tracking_number=one_line(ctx.tracking_number),
                 tracking_url=one_line(ctx.tracking_url) if ctx.tracking_url else "",
             )
+    elif isinstance(ctx, ExpiryReminderEmail):
+        variables.update(
+            sender=one_line(ctx.sender_name),
+            recipient=one_line(ctx.recipient_name),
+            last4=one_line(ctx.last4),
+            redeem_url=redeem_url(public_base_url, ctx.marketplace),
+            **_disclosure(ctx, l10n),
+        )
     elif isinstance(ctx, PrintableGiftEmail):
         variables.update(
             purchaser=one_line(ctx.purchaser_name),
@@ -217,6 +228,15 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
             link_max_uses=ctx.link_max_uses,
         )
     return variables
+
+
+def _disclosure(ctx: GiftEmail | ExpiryReminderEmail, l10n: Localization) -> dict[str, str]:
+    """The card's validity in the reader's terms ("" when it does not expire), and its terms."""
+    when = ctx.valid_until
+    return {
+        "valid_until": l10n.date(datetime.combine(when, time())) if when else "",
+        "terms_url": ctx.terms_url or terms_url(ctx.marketplace),
+    }
 
 
 def _send_at(l10n: Localization, local: datetime | None, zone: str | None) -> str:

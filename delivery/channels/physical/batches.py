@@ -39,12 +39,14 @@ from delivery.channels.base import Composed, Outcome, Sender
 from delivery.channels.physical.manifest import ManifestRow, amount_text, item_ref
 from delivery.channels.physical.models import BatchStatus, FulfilmentBatch, FulfilmentItem
 from delivery.channels.physical.sealing import Sealer
+from delivery.expiry import disclosure
 from delivery.models import Channel, Delivery, Order, OrderLine
 from delivery.reasons import FailureReason
 from delivery.retry import FailureKind
 from giftq.db import utcnow
 from giftq.settings import get_settings
-from ledger import ClaimCode, reveal_codes
+from ledger import ClaimCode, get_cards, reveal_codes
+from ledger.expiry_policy import terms_url
 from ledger.marketplaces import get_marketplace
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,13 @@ def order_ref(order: Order) -> str:
 
 
 def manifest_row(
-    line: OrderLine, order: Order, delivery_id: int, code: ClaimCode, sealer: Sealer
+    line: OrderLine,
+    order: Order,
+    delivery_id: int,
+    code: ClaimCode,
+    sealer: Sealer,
+    *,
+    told: disclosure.Disclosure | None = None,
 ) -> ManifestRow:
     address = line.recipient_address or {}
     return ManifestRow(
@@ -87,6 +95,8 @@ def manifest_row(
         message=line.message or "",
         key_id=sealer.key_id,
         code_sealed=sealer.seal(code),
+        valid_until=told.valid_until.isoformat() if told and told.valid_until else "",
+        terms_url=told.terms_url if told else terms_url(line.marketplace),
     )
 
 
@@ -100,7 +110,8 @@ def compose(
             select(OrderLine).where(OrderLine.id.in_([d.line_id for d, _ in rows if d.line_id is not None]))
         )
     }
-    codes = reveal_codes(session, [d.card_id for d, _ in rows if d.card_id is not None])
+    card_ids = [d.card_id for d, _ in rows if d.card_id is not None]
+    codes, cards = reveal_codes(session, card_ids), get_cards(session, card_ids)
     made: list[tuple[Delivery, ManifestRow]] = []
     items: list[Composed | Outcome] = []
     for delivery, order in rows:
@@ -116,7 +127,9 @@ def compose(
                 )
             )
             continue
-        made.append((delivery, manifest_row(line, order, delivery.id, code, sealer)))
+        card = cards.get(delivery.card_id or 0)
+        told = disclosure.of_card(card) if card is not None else None
+        made.append((delivery, manifest_row(line, order, delivery.id, code, sealer, told=told)))
     batches = _batches_for(session, [(d.id, d.card_id or 0) for d, _ in made], backend)
     for delivery, row in made:
         batch = batches[delivery.id]

@@ -22,6 +22,9 @@ sender_name       who gives the card (the purchaser)
 message           the personal message to print (may be empty)
 key_id            first four bytes (hex) of the vendor key the code is sealed to
 code_sealed       the claim code, sealed to that key (:mod:`.sealing`): base64
+valid_until       the card's last valid day (``YYYY-MM-DD``, UTC); empty: it does not
+                  expire. The card and the packing slip print it, or "does not expire"
+terms_url         where the card's terms are, printed on the card and the slip
 ================  ================================================================
 
 The claim code appears nowhere else: not in the packing slips, not in a file name, not
@@ -66,6 +69,8 @@ COLUMNS: tuple[str, ...] = (
     "message",
     "key_id",
     "code_sealed",
+    "valid_until",
+    "terms_url",
 )
 
 _ITEM_REF = re.compile(r"^gq-([1-9][0-9]{0,17})$")
@@ -111,6 +116,9 @@ class ManifestRow:
     message: str
     key_id: str
     code_sealed: str = field(repr=False)
+    valid_until: str = ""
+    """``YYYY-MM-DD``, the card's last valid day; empty: it does not expire."""
+    terms_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -295,7 +295,7 @@ def mark_lost(session: Session, card_id: int, *, detail: str = "") -> DeliveryVi
             f"{delivery.status}); giftq ops reissue or cancel apply instead"
         )
     card = get_card(session, card_id)
-    if card.status in (CardStatus.REDEEMED, CardStatus.VOIDED):
+    if card.status in (CardStatus.REDEEMED, CardStatus.VOIDED, CardStatus.EXPIRED):
         raise OpsRefused(f"card {card_id} is {card.status}; nothing to replace")
     if session.scalar(
         select(FulfilmentReport.id).where(

@@ -1,7 +1,8 @@
 """Packing slips: one A5 page per card, in manifest order, in one PDF (fpdf2).
 
 A slip says where the parcel goes, who the gift is from, the personal message, which
-design goes in, and the ``item_ref`` in large type so that the packer matches slip and
+design goes in, until when the card is valid (or that it does not expire) and where its
+terms are, and the ``item_ref`` in large type so that the packer matches slip and
 card. It never shows the claim code, nor its last characters, nor the card's value (a
 gift slip does not show the price).
 
@@ -12,6 +13,7 @@ address exactly, in UTF-8, and is what shipping labels are printed from.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from fpdf import FPDF
@@ -101,6 +103,25 @@ def _page(pdf: FPDF, batch: Batch, row: ManifestRow, brand: str) -> None:
         pdf.ln(2)
         pdf.set_font("Helvetica", "I", 11)
         pdf.multi_cell(width, 5.5, _latin1(row.message), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    _heading(pdf, width, "Validity")
+    _lines(pdf, width, [disclosure_line(row)], size=9, height=4.5)
+
+
+def disclosure_line(row: ManifestRow) -> str:
+    """Until when the card is valid (or that it does not expire), and where its terms are."""
+    validity = (
+        f"This gift card is valid until {_long_date(row.valid_until)}."
+        if row.valid_until
+        else "This gift card does not expire."
+    )
+    return f"{validity} Terms: {row.terms_url}" if row.terms_url else validity
+
+
+def _long_date(iso: str) -> str:
+    from babel.dates import format_date  # noqa: PLC0415 - only slips need it
+
+    return str(format_date(dt.date.fromisoformat(iso), "long", locale="en"))
 
 
 def _heading(pdf: FPDF, width: float, text: str) -> None:

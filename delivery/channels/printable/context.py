@@ -8,6 +8,7 @@ value), and errors name the field that is wrong, never its content.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from babel import Locale, UnknownLocaleError
@@ -36,6 +37,10 @@ class PrintableCard:
     code: str = field(repr=False)
     design: str = "classic"
     locale: str | None = None
+    valid_until: dt.date | None = None
+    """The card's last valid day; None: it does not expire (the card says so)."""
+    terms_url: str | None = None
+    """Where the card's terms are; None: the marketplace's."""
 
     def __post_init__(self) -> None:
         for name in ("recipient_name", "sender_name"):

@@ -14,6 +14,7 @@
     | XXXX-XXXX-XXXX-XXXXX            |  QR  |  |   the code is hidden when the
     | scan hint                       +------+  |   sheet is folded
     | How to redeem: 1. 2. 3.                   |
+    | Valid until ... / does not expire; terms  |
     | Keep your code private: ...               |
     +------------------------------------------+
 
@@ -80,6 +81,8 @@ class Content:
     wording: Wording
     layout: Layout
     paper: str
+    disclosure: str = ""
+    """Until when the card is valid (or that it does not expire) and where its terms are."""
     design_title: str = ""
     """The design's name in the card's language."""
     artwork: str | None = None
@@ -233,6 +236,16 @@ def _inside(pdf: FPDF, content: Content, boxes: Boxes, area: Box) -> None:
         box = Box(m + 7, y, inner - 7, fitted.height)
         _draw_fitted(pdf, fitted, box, step_type, layout.ink)
         boxes.parts[f"step{number}"] = box
+        y = box.bottom + 1.5
+
+    if content.disclosure:
+        terms_type = Type(layout.body_pt, 7, max_lines=2)
+        fitted = _fit(
+            pdf, content.disclosure, Box(m, y, inner, 2 * layout.body_pt * PT * LINE), terms_type, fixed=True
+        )
+        box = Box(m, y + 1, inner, fitted.height)
+        _draw_fitted(pdf, fitted, box, terms_type, layout.muted)
+        boxes.parts["terms"] = box
         y = box.bottom + 1.5
 
     # The advice in a panel as tall as its text, which may use what is left of the page.

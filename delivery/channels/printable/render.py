@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from babel.dates import format_date
 from fpdf import FPDF
 
 from delivery.channels.email.i18n import format_money
@@ -17,6 +18,7 @@ from delivery.channels.printable import designs, fonts, page, qr, wording
 from delivery.channels.printable.context import PrintableCard
 from delivery.channels.printable.text import clean_message, clean_name, formatted
 from giftq.settings import get_settings
+from ledger.expiry_policy import terms_url
 from ledger.marketplaces import get_marketplace
 
 
@@ -54,6 +56,7 @@ def page_content(card: PrintableCard) -> page.Content:
     market = get_marketplace(card.marketplace)
     grouped = card.grouped_code
     language = wording.language_for(card.marketplace, card.locale)
+    words = wording.wording(language)
     return page.Content(
         brand=brand_name(settings.email_from),
         amount=formatted(format_money(card.amount, card.marketplace, market.locale)),
@@ -63,16 +66,35 @@ def page_content(card: PrintableCard) -> page.Content:
         grouped_code=grouped,
         address=qr.redeem_address(settings.public_base_url, card.marketplace, grouped),
         redeem_page=redeem_url(settings.public_base_url, card.marketplace),
-        wording=wording.wording(language),
+        wording=words,
         layout=layout,
         design_title=designs.title_in(layout, language),
         paper=page.paper_for(card.marketplace),
         artwork=str(folder / layout.artwork) if layout.artwork else None,
+        disclosure=disclosure_line(card, words, market.locale if language == "en" else language),
     )
+
+
+def disclosure_line(card: PrintableCard, words: wording.Wording, locale: str) -> str:
+    """The card's validity (a date in the card's language) and where its terms are."""
+    validity = (
+        words.valid_until.replace("{date}", format_date(card.valid_until, "long", locale=locale))
+        if card.valid_until
+        else words.no_expiry
+    )
+    url = card.terms_url or terms_url(card.marketplace)
+    return f"{validity} {words.terms.replace('{url}', url)}"
 
 
 def _all_text(content: page.Content) -> str:
     """What the page may need a fallback face for (the fixed wording is in the main face)."""
     return "".join(
-        (content.brand, content.design_title, content.recipient_name, content.sender_name, content.message)
+        (
+            content.brand,
+            content.design_title,
+            content.recipient_name,
+            content.sender_name,
+            content.message,
+            content.disclosure,
+        )
     )

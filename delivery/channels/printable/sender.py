@@ -49,6 +49,7 @@ from delivery.channels.printable.links import make_link
 from delivery.channels.printable.models import PrintableLink
 from delivery.channels.printable.render import render_printable
 from delivery.dispatch import describe
+from delivery.expiry import disclosure
 from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine
 from delivery.reasons import FailureReason
 from delivery.retry import FailureKind
@@ -151,9 +152,10 @@ def _card(delivery: Delivery, order: Order, loaded: compose.Loaded) -> _Card:
     if delivery.kind != DeliveryKind.GIFT or delivery.card_id is None:
         raise ValueError(f"delivery {delivery.id} is not a gift with a card")
     line = loaded.lines_by_id[delivery.line_id or 0]
-    code = loaded.codes.get(delivery.card_id)
-    if code is None:
+    code, ledger_card = loaded.codes.get(delivery.card_id), loaded.cards.get(delivery.card_id)
+    if code is None or ledger_card is None:
         raise NotFound(f"no card {delivery.card_id}")
+    told = disclosure.of_card(ledger_card)
     card = PrintableCard(
         recipient_name=delivery.to_name,
         sender_name=order.purchaser_name,
@@ -163,6 +165,8 @@ def _card(delivery: Delivery, order: Order, loaded: compose.Loaded) -> _Card:
         code=code.reveal(),
         design=line.design,
         locale=line.recipient_locale,
+        valid_until=told.valid_until,
+        terms_url=told.terms_url,
     )
     return _Card(card, line)
 

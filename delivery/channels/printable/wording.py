@@ -39,6 +39,11 @@ class Wording:
     private_heading: str
     private: str
     fold: str
+    valid_until: str
+    """The card's expiry; holds ``{date}``."""
+    no_expiry: str
+    terms: str
+    """Where the terms are; holds ``{url}``."""
 
 
 def language_for(marketplace: str, locale: str | None) -> str:
@@ -68,4 +73,7 @@ def wording(language: str) -> Wording:
         private_heading=data["private_heading"],
         private=data["private"],
         fold=data["fold"],
+        valid_until=data["valid_until"],
+        no_expiry=data["no_expiry"],
+        terms=data["terms"],
     )

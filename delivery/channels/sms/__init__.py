@@ -44,7 +44,7 @@ from delivery.channels.sms.failures import (
     classify_report,
     classify_unreachable,
 )
-from delivery.channels.sms.render import GiftText, RenderedText, render_text
+from delivery.channels.sms.render import ExpiryReminderText, GiftText, RenderedText, render_text
 from delivery.channels.sms.segments import Encoding, SegmentCount, count_segments
 from delivery.channels.sms.signature import SIGNATURE_HEADER, compute_signature, verify_signature
 from delivery.channels.sms.transport import (
@@ -59,6 +59,7 @@ from delivery.channels.sms.twilio import MessageAnswer, TwilioClient
 __all__ = [
     "SIGNATURE_HEADER",
     "Encoding",
+    "ExpiryReminderText",
     "GiftText",
     "InvalidSignature",
     "MalformedCallback",

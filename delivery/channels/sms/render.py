@@ -10,9 +10,11 @@ for the reader's locale in the card's marketplace currency
 ``25,00 $ US``. The link is ``<public_base_url>/<marketplace>/redeem``; the code is never
 in it (links end up in logs).
 
-One segment. Every template, for every marketplace and language, fits one GSM-7
-segment (160 septets) with a sender name of up to 20 characters, amounts up to
-2,000.00 (¥200,000) and a public base URL of up to 25 characters
+Two segments. Every text says until when the card is valid (or that it does not
+expire) and where its terms are, which a single segment has no room for beside the
+code and the link. Every template, for every marketplace and language, fits two GSM-7
+segments (306 septets) with a sender name of up to 20 characters, amounts up to
+2,000.00 (¥200,000) and public base and terms URLs of up to 25 and 45 characters
 (``https://gifts.example.com``); ``tests/delivery/channels/sms/test_render.py`` renders
 them all and counts. To stay in GSM-7, variable text is folded to GSM-7 where it can be:
 Babel's no-break spaces become spaces, ``￥`` becomes ``¥``, and a name whose letters all
@@ -29,6 +31,7 @@ code is never cut.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from delivery.channels.email.i18n import format_money
@@ -45,6 +49,7 @@ from delivery.channels.sms.segments import Encoding, count_segments, fold_if_gsm
 from giftq.settings import get_settings
 from giftq.text import one_line
 from ledger.codes import text as code_text
+from ledger.expiry_policy import terms_url
 from ledger.marketplaces import get_marketplace
 
 SOURCE_LANGUAGE = "en"
@@ -67,6 +72,10 @@ class GiftText:
     marketplace: str
     code: str = field(repr=False)
     locale: str | None = None
+    valid_until: dt.date | None = None
+    """The card's last valid day; None: it does not expire (the text says so)."""
+    terms_url: str | None = None
+    """Where the card's terms are; None: the marketplace's."""
 
     def __post_init__(self) -> None:
         if type(self.amount) is not int:
@@ -78,6 +87,29 @@ class GiftText:
             raise ValueError("a gift text needs the sender's name")
         # Raises CodeMistyped (which never repeats the input) for anything not a code.
         object.__setattr__(self, "code", code_text.display(code_text.normalize(self.code)))
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryReminderText:
+    """Tells a text gift's recipient that the card, still unused, expires soon. It names the
+    card by the last four characters of its code; the code itself is never sent again."""
+
+    kind: ClassVar[str] = "expiry_reminder"
+
+    sender_name: str
+    amount: int
+    marketplace: str
+    last4: str
+    valid_until: dt.date
+    terms_url: str | None = None
+    locale: str | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.amount) is not int:
+            raise TypeError(f"amount must be an int count of minor units, not {type(self.amount).__name__}")
+        object.__setattr__(self, "marketplace", get_marketplace(self.marketplace).code)
+        if not one_line(self.sender_name):
+            raise ValueError("a reminder text needs the sender's name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +126,7 @@ class RenderedText:
     """True when the sender's name was shortened to keep the text in fewer segments."""
 
 
-def render_text(ctx: GiftText, *, max_segments: int | None = None) -> RenderedText:
+def render_text(ctx: GiftText | ExpiryReminderText, *, max_segments: int | None = None) -> RenderedText:
     """Render ``ctx`` in its reader's language; refuse it if it needs over ``max_segments``.
 
     ``max_segments`` defaults to ``GIFTQ_SMS_MAX_SEGMENTS``.
@@ -107,8 +139,13 @@ def render_text(ctx: GiftText, *, max_segments: int | None = None) -> RenderedTe
     fixed = {
         "amount": fold_if_gsm7(to_gsm7(format_money(ctx.amount, ctx.marketplace, locale))),
         "brand": fold_if_gsm7(brand_name(settings.email_from)),
-        "code": ctx.code,
+        "code": ctx.code if isinstance(ctx, GiftText) else "",
+        "last4": ctx.last4 if isinstance(ctx, ExpiryReminderText) else "",
         "url": redeem_url(settings.public_base_url, ctx.marketplace),
+        "valid_until": (
+            fold_if_gsm7(to_gsm7(format_date(ctx.valid_until, "medium", locale))) if ctx.valid_until else ""
+        ),
+        "terms": ctx.terms_url or terms_url(ctx.marketplace),
     }
     name = fold_if_gsm7(one_line(ctx.sender_name))
 

@@ -1,8 +1,8 @@
 """The text-message channel behind the seam: compose gift texts, send them paced, read reports.
 
-:class:`SmsSender` implements :class:`delivery.channels.base.Sender`. Only gifts travel
-by text (the purchaser's receipt and notices go by email). ``sent`` means the provider
-accepted the message; ``delivered`` waits for its status callback
+:class:`SmsSender` implements :class:`delivery.channels.base.Sender`. Only gifts and
+their expiry reminders travel by text (the purchaser's receipt and notices go by email).
+``sent`` means the provider accepted the message; ``delivered`` waits for its status callback
 (:mod:`delivery.channels.sms.reports`), so ``reports_delivery`` is true and the
 purchaser hears "delivered" only when the handset has it.
 """
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from delivery.channels.base import Composed, Outcome, Report
 from delivery.channels.sms.failures import classify_unreachable
-from delivery.channels.sms.render import GiftText, render_text
+from delivery.channels.sms.render import ExpiryReminderText, GiftText, render_text
 from delivery.channels.sms.transport import (
     RATE_LIMITED_RETRY_AFTER,
     SmsTransport,
@@ -26,12 +26,16 @@ from delivery.channels.sms.transport import (
     close_transport,
     get_transport,
 )
+from delivery.expiry import disclosure
 from delivery.models import Channel, Delivery, DeliveryKind, Order, OrderLine
 from delivery.reasons import FailureReason
 from delivery.retry import FailureKind
-from ledger import reveal_codes
+from ledger import get_cards, reveal_codes
 from ledger.codes.redact import redact
 from ledger.errors import LedgerError
+
+TEXTS = frozenset({DeliveryKind.GIFT, DeliveryKind.EXPIRY_REMINDER})
+"""What travels by text: gifts and their expiry reminders (the purchaser's mail goes by email)."""
 
 
 class SmsSender:
@@ -47,25 +51,49 @@ class SmsSender:
         lines = {
             line.id: line for line in session.scalars(select(OrderLine).where(OrderLine.id.in_(line_ids)))
         }
-        codes = reveal_codes(session, [d.card_id for d, _ in rows if d.card_id is not None])
+        card_ids = [d.card_id for d, _ in rows if d.card_id is not None]
+        gift_ids = [d.card_id for d, _ in rows if d.card_id is not None and d.kind == DeliveryKind.GIFT]
+        # Only a gift shows its code: a reminder's stays sealed.
+        codes, cards = reveal_codes(session, gift_ids), get_cards(session, card_ids)
         items: list[Composed | Outcome] = []
         for delivery, order in rows:
             try:
-                if delivery.kind != DeliveryKind.GIFT or delivery.card_id is None or not delivery.to_address:
-                    raise ValueError(f"delivery {delivery.id} is not a gift with a card and a number")
+                if delivery.kind not in TEXTS or delivery.card_id is None or not delivery.to_address:
+                    raise ValueError(f"delivery {delivery.id} is not a text with a card and a number")
                 line = lines[delivery.line_id or 0]
-                code = codes.get(delivery.card_id)
-                if code is None:
+                card = cards.get(delivery.card_id)
+                if card is None:
                     raise LookupError(f"no card {delivery.card_id}")
-                text = render_text(
-                    GiftText(
-                        sender_name=order.purchaser_name,
-                        amount=line.amount,
-                        marketplace=line.marketplace,
-                        code=code.reveal(),
-                        locale=line.recipient_locale,
+                told = disclosure.of_card(card)
+                if delivery.kind == DeliveryKind.EXPIRY_REMINDER:
+                    if told.valid_until is None:
+                        raise ValueError(f"card {card.card_id} does not expire: no reminder to send")
+                    text = render_text(
+                        ExpiryReminderText(
+                            sender_name=order.purchaser_name,
+                            amount=card.amount,
+                            marketplace=card.marketplace,
+                            last4=card.last4,
+                            valid_until=told.valid_until,
+                            terms_url=told.terms_url,
+                            locale=line.recipient_locale,
+                        )
                     )
-                )
+                else:
+                    code = codes.get(delivery.card_id)
+                    if code is None:
+                        raise LookupError(f"no card {delivery.card_id}")
+                    text = render_text(
+                        GiftText(
+                            sender_name=order.purchaser_name,
+                            amount=line.amount,
+                            marketplace=line.marketplace,
+                            code=code.reveal(),
+                            locale=line.recipient_locale,
+                            valid_until=told.valid_until,
+                            terms_url=told.terms_url,
+                        )
+                    )
             except (LedgerError, LookupError, TypeError, ValueError) as exc:
                 why = redact(f"{type(exc).__name__}: {exc}")[:1000]
                 items.append(

@@ -58,6 +58,7 @@ def test_task_names_and_queues_are_stable() -> None:
             "giftq.sweep",
             "giftq.place_programs",
             "giftq.expire_holds",
+            "giftq.expire_cards",
             "giftq.fulfilment_batch",
             "giftq.fulfilment_reports",
         }
@@ -69,7 +70,13 @@ def test_task_names_and_queues_are_stable() -> None:
     assert ROUTES["giftq.dispatch_printable"] == "printables"
     assert ROUTES["giftq.dispatch_physical"] == "fulfilment"
     assert ROUTES["giftq.fulfilment_batch"] == ROUTES["giftq.fulfilment_reports"] == "fulfilment"
-    scheduler_tasks = ("giftq.dispatch_due", "giftq.sweep", "giftq.place_programs", "giftq.expire_holds")
+    scheduler_tasks = (
+        "giftq.dispatch_due",
+        "giftq.sweep",
+        "giftq.place_programs",
+        "giftq.expire_holds",
+        "giftq.expire_cards",
+    )
     assert {ROUTES[name] for name in scheduler_tasks} == {"scheduler"}
     beat = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert beat == set(scheduler_tasks)

@@ -1,7 +1,9 @@
-"""Gift texts: every marketplace and language in one segment, names shortened, never the code."""
+"""Gift texts: every marketplace and language in two segments with the card's validity and
+terms, names shortened, never the code."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 import pytest
@@ -31,6 +33,7 @@ NAMES_20 = [
 READERS = [None, "en", "de", "fr", "ja", "fr-CA", "de_AT", "en_GB"]
 AMOUNTS = {"JP": [1, 5000, 200000]}  # yen
 DEFAULT_AMOUNTS = [1, 2500, 200000]  # 0.01 to 2,000.00
+VALIDITIES = [None, dt.date(2029, 12, 31)]  # does not expire; valid until
 
 
 def test_the_names_are_twenty_characters() -> None:
@@ -38,20 +41,23 @@ def test_the_names_are_twenty_characters() -> None:
 
 
 @pytest.mark.parametrize("marketplace", sorted(MARKETPLACES))
-def test_every_template_fits_one_segment(marketplace: str) -> None:
-    """Every language a reader can have, every name of 20 characters, small and large amounts."""
+def test_every_template_fits_two_segments(marketplace: str) -> None:
+    """Every language a reader can have, every name of 20 characters, small and large amounts,
+    cards that expire and cards that do not: the code, the link, the validity and the terms."""
     rendered = 0
-    for reader, name, amount in itertools.product(
-        READERS, NAMES_20, AMOUNTS.get(marketplace, DEFAULT_AMOUNTS)
+    for reader, name, amount, valid_until in itertools.product(
+        READERS, NAMES_20, AMOUNTS.get(marketplace, DEFAULT_AMOUNTS), VALIDITIES
     ):
-        text = render_text(GiftText(name, amount, marketplace, CODE, reader))
-        where = f"{marketplace} {reader} {name!r} {amount}"
-        assert (text.encoding, text.segments, text.shortened) == (Encoding.GSM7, 1, False), where
-        assert text.units <= 160, where
+        text = render_text(GiftText(name, amount, marketplace, CODE, reader, valid_until=valid_until))
+        where = f"{marketplace} {reader} {name!r} {amount} {valid_until}"
+        assert (text.encoding, text.segments, text.shortened) == (Encoding.GSM7, 2, False), where
+        assert text.units <= 306, where
         assert CODE in text.body, where
-        assert f"{get_settings().public_base_url}/{marketplace.lower()}/redeem" in text.body, where
+        base = get_settings().public_base_url
+        assert f"{base}/{marketplace.lower()}/redeem" in text.body, where
+        assert f"{base}/{marketplace.lower()}/terms" in text.body, where
         rendered += 1
-    assert rendered == len(READERS) * len(NAMES_20) * 3
+    assert rendered == len(READERS) * len(NAMES_20) * 3 * 2
 
 
 def test_every_language_has_a_template() -> None:
@@ -87,10 +93,27 @@ def test_the_text_says_who_how_much_the_code_and_where() -> None:
     text = render_text(GiftText("Eve Smith", 2500, "US", CODE))
     assert text.body == (
         f"Eve Smith sent you a $25.00 giftq gift card.\nCode: {CODE}\n"
-        "Redeem at https://gifts.example.com/us/redeem\nKeep it private."
+        "Redeem at https://gifts.example.com/us/redeem\n"
+        "Does not expire. Terms: https://gifts.example.com/us/terms\nKeep it private."
     )
     assert count_segments(text.body).units == text.units
 
+
+@pytest.mark.parametrize(
+    ("reader", "says"),
+    [
+        ("en", "Valid until Feb 28, 2027. Terms: https://shop.example/terms"),
+        ("de", "Gültig bis 28.02.2027. Bedingungen: https://shop.example/terms"),
+        ("fr", "Valable jusqu'au 28 févr. 2027. Conditions : https://shop.example/terms"),
+    ],
+)
+def test_the_text_says_until_when_the_card_is_valid_in_the_readers_terms(reader: str, says: str) -> None:
+    text = render_text(
+        GiftText(
+            "Eve", 2500, "US", CODE, reader, valid_until=dt.date(2027, 2, 28), terms_url="https://shop.example/terms"
+        )
+    )
+    assert says in text.body.split("\n")
 
 def test_the_code_is_never_in_the_link() -> None:
     text = render_text(GiftText("Eve", 2500, "DE", CODE))
@@ -101,30 +124,34 @@ def test_the_code_is_never_in_the_link() -> None:
 
 @pytest.mark.parametrize("marketplace", sorted(MARKETPLACES))
 def test_a_long_name_is_shortened_not_split(marketplace: str) -> None:
-    name = "Alexandra Konstantinopoulou-Papadopoulou von Hohenzollern"
+    name = "Alexandra Konstantinopoulou-Papadopoulou von Hohenzollern " * 3
     for reader in ("en", "de", "fr"):
         text = render_text(GiftText(name, 200000, marketplace, CODE, reader))
-        assert (text.segments, text.encoding, text.shortened) == (1, Encoding.GSM7, True)
+        assert (text.segments, text.encoding, text.shortened) == (2, Encoding.GSM7, True)
         assert CODE in text.body
         # The longest shortened form that fits: one more character of the name would not.
         keep = max(k for k in range(len(name)) if text.body.startswith(shorten(name, k) + " "))
         assert keep >= MIN_NAME_CHARS
         longer = text.body.replace(shorten(name, keep), shorten(name, keep + 1), 1)
-        assert count_segments(longer).segments == 2
+        assert count_segments(longer).segments == 3
 
 
-def test_a_long_base_url_shortens_the_name_to_keep_one_segment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_urls_shorten_the_name_to_keep_two_segments(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIFTQ_PUBLIC_BASE_URL", "https://gift-cards.shop-example-store.com")
+    monkeypatch.setenv(
+        "GIFTQ_TERMS_URL", "https://gift-cards.shop-example-store.com/legal/{marketplace}/gift-card-terms"
+    )
     reset_settings()
-    text = render_text(GiftText("Zoë Müller-Schneider", 200000, "FR", CODE))
-    assert (text.segments, text.shortened) == (1, True)
+    name = "Zoë Müller-Schneider von Konstantinopoulou-Papadopoulou"
+    text = render_text(GiftText(name, 200000, "FR", CODE))
+    assert (text.segments, text.shortened) == (2, True)
     assert text.body.startswith("Zoe Müll") and "..." in text.body.split("\n")[0]
     assert CODE in text.body
 
 
-def test_a_name_in_another_script_makes_two_ucs2_segments() -> None:
+def test_a_name_in_another_script_makes_three_ucs2_segments() -> None:
     text = render_text(GiftText("山田太郎", 5000, "JP", CODE, "ja"))
-    assert (text.encoding, text.segments, text.shortened) == (Encoding.UCS2, 2, False)
+    assert (text.encoding, text.segments, text.shortened) == (Encoding.UCS2, 3, False)
     assert text.body.startswith("山田太郎 sent you a ¥5,000 giftq gift card.")
     assert CODE in text.body
 
@@ -132,7 +159,7 @@ def test_a_name_in_another_script_makes_two_ucs2_segments() -> None:
 def test_a_long_name_in_another_script_keeps_the_fewest_segments() -> None:
     name = "山田太郎" * 10
     text = render_text(GiftText(name, 5000, "JP", CODE))
-    assert (text.encoding, text.segments, text.shortened) == (Encoding.UCS2, 2, True)
+    assert (text.encoding, text.segments, text.shortened) == (Encoding.UCS2, 3, True)
     assert "…" in text.body and CODE in text.body
     assert len(text.body.split(" sent you")[0]) >= MIN_NAME_CHARS
 
@@ -141,23 +168,23 @@ def test_too_many_segments_is_refused_with_a_clear_error() -> None:
     with pytest.raises(TooManySegments) as refused:
         render_text(GiftText("山田太郎", 5000, "JP", CODE), max_segments=1)
     error = refused.value
-    assert (error.segments, error.limit, error.encoding) == (2, 1, "UCS-2")
+    assert (error.segments, error.limit, error.encoding) == (3, 1, "UCS-2")
     assert "GIFTQ_SMS_MAX_SEGMENTS" in str(error)
     assert CODE not in str(error) and code_text.normalize(CODE) not in str(error)
 
 
 def test_the_segment_cap_comes_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GIFTQ_SMS_MAX_SEGMENTS", "1")
+    monkeypatch.setenv("GIFTQ_SMS_MAX_SEGMENTS", "2")
     reset_settings()
     with pytest.raises(TooManySegments):
         render_text(GiftText("山田太郎", 5000, "JP", CODE))
-    assert render_text(GiftText("Taro", 5000, "JP", CODE)).segments == 1
+    assert render_text(GiftText("Taro", 5000, "JP", CODE)).segments == 2
 
 
 def test_control_characters_in_a_name_are_flattened() -> None:
     text = render_text(GiftText("Eve\r\nSmith\x00", 2500, "US", CODE))
     assert text.body.startswith("Eve Smith sent you")
-    assert text.body.count("\n") == 3
+    assert text.body.count("\n") == 4
 
 
 def test_the_code_is_written_grouped_whatever_form_it_came_in() -> None:
