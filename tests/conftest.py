@@ -6,6 +6,7 @@
 - ``pg_url``: the same, PostgreSQL only (races, SKIP LOCKED).
 - ``engine`` / ``Session``: an engine and a sessionmaker bound to ``database_url``.
 - ``redis_url``: an emptied Redis database of its own.
+- :func:`table_counts`: the number of rows in every table, to show that a refusal wrote nothing.
 
 PostgreSQL and Redis are found at GIFTQ_TEST_POSTGRES_URL / GIFTQ_TEST_REDIS_URL
 (defaults: the local servers). When one is not reachable its tests are skipped,
@@ -180,6 +181,19 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def Session(engine: Engine) -> sessionmaker[orm.Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def table_counts(session_maker: sessionmaker[orm.Session]) -> dict[str, int]:
+    """Rows in every table the migrations know (a refused request must leave these as they were)."""
+    from sqlalchemy import func, select
+
+    from migrations.metadata import target_metadata
+
+    with session_maker() as session:
+        return {
+            table.name: session.scalar(select(func.count()).select_from(table)) or 0
+            for table in target_metadata.sorted_tables
+        }
 
 
 # --- Redis ------------------------------------------------------------------------------

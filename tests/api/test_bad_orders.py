@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
 
 from delivery import designs, place_order
 from delivery.errors import InvalidOrder
@@ -27,8 +26,8 @@ from delivery.models import Channel
 from delivery.orders import schemas
 from giftq.text import BIDI_CONTROLS, BIDI_MARKS, LINE_SEPARATORS
 from ledger.marketplaces import MARKETPLACES
-from migrations.metadata import target_metadata
 from tests.api.conftest import BASE_ORDER
+from tests.conftest import table_counts
 
 SETTINGS = settings(
     max_examples=40,
@@ -157,11 +156,7 @@ def spoil(path: str, value: Any) -> dict[str, Any]:
 
 
 def every_table(api: Any) -> dict[str, int]:
-    with api.Session() as session:
-        return {
-            table.name: session.scalar(select(func.count()).select_from(table))
-            for table in target_metadata.sorted_tables
-        }
+    return table_counts(api.Session)
 
 
 @SETTINGS
