@@ -21,6 +21,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -126,19 +127,28 @@ def _migrate_with_test_env(url: str, tmp_path_factory: pytest.TempPathFactory) -
         reset_settings()
 
 
-@pytest.fixture
-def pg_url(_pg_admin: Engine | None, _pg_template: str | None) -> Iterator[str]:
-    if _pg_admin is None or _pg_template is None:
+@contextmanager
+def pg_database(admin: Engine | None, template: str | None) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database (copied from the run's template) while the block lasts;
+    for fixtures of a wider scope than ``pg_url``'s."""
+    if admin is None or template is None:
         service_unavailable("PostgreSQL", PG_ADMIN_URL)
         raise AssertionError("unreachable")
     name = f"giftq_t_{os.getpid()}_{next(_counter)}"
-    with _pg_admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"'))
-    url = _pg_url(name).replace("postgresql://", "postgresql+psycopg://", 1)
-    yield url
-    giftq_db.reset_engine()
-    with _pg_admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield _pg_url(name).replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        giftq_db.reset_engine()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url(_pg_admin: Engine | None, _pg_template: str | None) -> Iterator[str]:
+    with pg_database(_pg_admin, _pg_template) as url:
+        yield url
 
 
 # --- SQLite -----------------------------------------------------------------------------
