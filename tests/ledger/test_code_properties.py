@@ -85,7 +85,7 @@ def test_any_text_is_a_code_or_mistyped_and_the_error_never_repeats_it(junk: str
     try:
         parsed = ClaimCode.parse(junk)
     except CodeMistyped as refused:
-        if len(junk) >= 4:
+        if len(junk) >= 6:  # shorter input may be a word of the message itself
             assert junk not in str(refused)
     else:
         assert len(parsed.normalized) == code_text.LENGTH

@@ -28,4 +28,4 @@ def test_markup_typed_as_a_code_is_neither_echoed_nor_rendered(api: Any, typed: 
     plain, answer = check("not a code"), check(typed)
     assert answer.status_code == plain.status_code == 422
     assert tags(answer.text) == tags(plain.text)
-    assert typed not in answer.text
+    assert typed not in answer.text or typed in plain.text  # (a lone quote is in every page)
