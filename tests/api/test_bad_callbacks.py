@@ -32,7 +32,7 @@ ACCOUNT, PUBLIC, SID, TOKEN = (
 post_report = fulfilment_callbacks.post
 
 SETTINGS = settings(
-    max_examples=30,
+    max_examples=15,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -30,7 +30,7 @@ from tests.api.conftest import BASE_ORDER
 from tests.conftest import table_counts
 
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -22,7 +22,7 @@ from ledger.errors import CodeMistyped, CodeNotValid
 
 SETTINGS = settings(max_examples=200, deadline=None, database=None)
 DB_SETTINGS = settings(
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
