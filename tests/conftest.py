@@ -6,6 +6,7 @@
 - ``pg_url``: the same, PostgreSQL only (races, SKIP LOCKED).
 - ``engine`` / ``Session``: an engine and a sessionmaker bound to ``database_url``.
 - ``redis_url``: an emptied Redis database of its own.
+- :func:`table_counts`: the number of rows in every table, to show that a refusal wrote nothing.
 
 PostgreSQL and Redis are found at GIFTQ_TEST_POSTGRES_URL / GIFTQ_TEST_REDIS_URL
 (defaults: the local servers). When one is not reachable its tests are skipped,
@@ -20,6 +21,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -125,19 +127,28 @@ def _migrate_with_test_env(url: str, tmp_path_factory: pytest.TempPathFactory) -
         reset_settings()
 
 
-@pytest.fixture
-def pg_url(_pg_admin: Engine | None, _pg_template: str | None) -> Iterator[str]:
-    if _pg_admin is None or _pg_template is None:
+@contextmanager
+def pg_database(admin: Engine | None, template: str | None) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database (copied from the run's template) while the block lasts;
+    for fixtures of a wider scope than ``pg_url``'s."""
+    if admin is None or template is None:
         service_unavailable("PostgreSQL", PG_ADMIN_URL)
         raise AssertionError("unreachable")
     name = f"giftq_t_{os.getpid()}_{next(_counter)}"
-    with _pg_admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"'))
-    url = _pg_url(name).replace("postgresql://", "postgresql+psycopg://", 1)
-    yield url
-    giftq_db.reset_engine()
-    with _pg_admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield _pg_url(name).replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        giftq_db.reset_engine()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url(_pg_admin: Engine | None, _pg_template: str | None) -> Iterator[str]:
+    with pg_database(_pg_admin, _pg_template) as url:
+        yield url
 
 
 # --- SQLite -----------------------------------------------------------------------------
@@ -180,6 +191,19 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def Session(engine: Engine) -> sessionmaker[orm.Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def table_counts(session_maker: sessionmaker[orm.Session]) -> dict[str, int]:
+    """Rows in every table the migrations know (a refused request must leave these as they were)."""
+    from sqlalchemy import func, select
+
+    from migrations.metadata import target_metadata
+
+    with session_maker() as session:
+        return {
+            table.name: session.scalar(select(func.count()).select_from(table)) or 0
+            for table in target_metadata.sorted_tables
+        }
 
 
 # --- Redis ------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Messages carry ids and the order payload only, never a claim code. A message that is
 malformed is refused with one clear error line naming what is wrong, and is not retried
 (``throws``: acknowledged as failed, no traceback storm); only database outages are
-retried, with backoff, on top of the broker's redelivery and the sweeper.
+retried, with backoff, on top of the broker's redelivery and the sweeper. A bound task's
+``self`` is positional-only (``/``): a message with a kwarg named ``self`` is then an
+unexpected argument like any other, not a ``TypeError`` from the call.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def _no_extras(args: tuple[Any, ...], extra: dict[str, Any]) -> None:
 
 @giftq_task("giftq.place_order", bind=True, throws=(InvalidOrder, IdempotencyConflict), **_DB_RETRY)
 def place_order(
-    self: Task, *args: Any, order: Any = None, idempotency_key: Any = None, **extra: Any
+    self: Task, /, *args: Any, order: Any = None, idempotency_key: Any = None, **extra: Any
 ) -> dict[str, Any]:
     """Intake by name, for storefronts in any language: kwargs ``order``, ``idempotency_key``."""
     try:
@@ -99,7 +101,7 @@ def place_order(
 
 
 @giftq_task("giftq.process_order", bind=True, throws=(InvalidOrder, NotFound), **_DB_RETRY)
-def process_order(self: Task, *args: Any, order_id: Any = None, **extra: Any) -> dict[str, Any]:
+def process_order(self: Task, /, *args: Any, order_id: Any = None, **extra: Any) -> dict[str, Any]:
     """Issue the order's cards chunk by chunk; hand over to a fresh task near the time limit."""
     _no_extras(args, extra)
     order_id = _id(order_id, "order_id")
@@ -171,25 +173,25 @@ def _dispatch(
 
 
 @giftq_task("giftq.dispatch_email", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
-def dispatch_email(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
+def dispatch_email(self: Task, /, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
     """Send a batch of email deliveries (claimed under this task's id)."""
     return _dispatch(self, Channel.EMAIL, args, delivery_ids, extra)
 
 
 @giftq_task("giftq.dispatch_sms", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
-def dispatch_sms(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
+def dispatch_sms(self: Task, /, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
     """Send a batch of text-message deliveries (claimed under this task's id)."""
     return _dispatch(self, Channel.SMS, args, delivery_ids, extra)
 
 
 @giftq_task("giftq.dispatch_printable", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
-def dispatch_printable(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
+def dispatch_printable(self: Task, /, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
     """Render and send a batch of print-at-home cards (claimed under this task's id)."""
     return _dispatch(self, Channel.PRINTABLE, args, delivery_ids, extra)
 
 
 @giftq_task("giftq.dispatch_physical", bind=True, throws=(InvalidOrder,), **_DB_RETRY)
-def dispatch_physical(self: Task, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
+def dispatch_physical(self: Task, /, *args: Any, delivery_ids: Any = None, **extra: Any) -> dict[str, int]:
     """Hand due physical cards to the vendor: released at a cut-off, retries, replays.
 
     The batch takes every queued physical card, so the other messages of a cut-off find

@@ -215,26 +215,22 @@ class WorkerProcess:
     """``celery -A worker worker`` as a subprocess in its own session (so that a kill takes
     the pool children too), logging to a file the test can read."""
 
+    command: tuple[str, ...] = ("worker", "--without-mingle", "--without-gossip")
+    default_args: tuple[str, ...] = ("-Q", "orders,email,scheduler", "-c", "2")
+    ready = " ready."
+    """What the log says once the process is up."""
+
     def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
         self.env = env
         self.log_path = log_path
-        self.args = args or ("-Q", "orders,email,scheduler", "-c", "2")
+        self.args = args or self.default_args
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    CELERY,
-                    "-A",
-                    "worker",
-                    "worker",
-                    "--loglevel=INFO",
-                    "--without-mingle",
-                    "--without-gossip",
-                    *self.args,
-                ],
+                [CELERY, "-A", "worker", self.command[0], "--loglevel=INFO", *self.command[1:], *self.args],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -242,7 +238,7 @@ class WorkerProcess:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        while " ready." not in self.log()[offset:]:
+        while self.ready not in self.log()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{self.log()[offset:]}")
             time.sleep(0.1)
@@ -265,6 +261,14 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+
+class BeatProcess(WorkerProcess):
+    """``celery -A worker beat``: sends the periodic tasks (its schedule file in its data dir)."""
+
+    command = ("beat",)
+    default_args = ()
+    ready = "beat: Starting..."
 
 
 def wait_until(check: Any, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:

@@ -8,6 +8,7 @@
   the schema asks for ``postgresql-fresh`` and gets a database of its own.
 - ``books``: a :class:`LedgerDriver` bound to the test's database (both engines):
   each call runs in a committed transaction of its own, as an entry point would.
+- ``all_at_once(n, work)``: ``work(i)`` in ``n`` threads released together by a barrier (races).
 - ``set_env``: change GIFTQ_* settings for one test (the settings are read once, so
   it resets the cache after changing the environment).
 """
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
@@ -141,6 +144,18 @@ class LedgerDriver:
         with self.Session() as session:
             report = reconcile(session)
         assert report.ok, report.problems
+
+
+def all_at_once(workers: int, work: Callable[[int], T]) -> list[T]:
+    """Run ``work(i)`` for every worker in its own thread, released together."""
+    barrier = threading.Barrier(workers)
+
+    def start(i: int) -> T:
+        barrier.wait(timeout=60)
+        return work(i)
+
+    with ThreadPoolExecutor(max_workers=workers) as executor:
+        return list(executor.map(start, range(workers)))
 
 
 # --- databases ----------------------------------------------------------------------------

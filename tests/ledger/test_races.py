@@ -8,10 +8,8 @@ in a fixed order: card, then wallet; checkout, then wallet).
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
@@ -34,6 +32,7 @@ from ledger import (
 )
 from ledger.errors import AlreadyRedeemed
 from ledger.models import Account, Card, LedgerTransaction, Redemption
+from tests.ledger.conftest import all_at_once
 
 pytestmark = pytest.mark.timeout(180)
 T = TypeVar("T")
@@ -55,18 +54,6 @@ def pool(database_url: str) -> Iterator[Callable[[int], sessionmaker[Session]]]:
     yield make
     for engine in engines:
         engine.dispose()
-
-
-def all_at_once(workers: int, work: Callable[[int], T]) -> list[T]:
-    """Run ``work(i)`` for every worker in its own thread, released together."""
-    barrier = threading.Barrier(workers)
-
-    def start(i: int) -> T:
-        barrier.wait(timeout=60)
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=workers) as executor:
-        return list(executor.map(start, range(workers)))
 
 
 def in_transaction(

@@ -7,11 +7,6 @@ tmp dir. The server's log is read afterwards: no code in it.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +17,8 @@ from sqlalchemy.orm import sessionmaker
 from giftq.db import make_engine
 from ledger import CardSpec, issue_cards, redeem, void_card
 from ledger.codes import text as code_text
+from tests.api.live import live_api
 from tests.api.pages.conftest import SECRET, handover_link
-from tests.conftest import TEST_KEYS, TEST_PEPPER
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -34,69 +29,15 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def live_server(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTQ_") or k.startswith("GIFTQ_TEST_")}
-    env.update(
-        GIFTQ_ENV="test",
-        GIFTQ_DATA_DIR=str(tmp_path / "var"),
-        GIFTQ_DATABASE_URL=pg_url,
-        GIFTQ_BROKER_URL="memory://",
-        GIFTQ_CODE_PEPPER=TEST_PEPPER,
-        GIFTQ_CODE_KEYS=TEST_KEYS,
-        GIFTQ_HANDOVER_SECRET=SECRET,
-        GIFTQ_REDEEM_MAX_FAILURES_PER_ACCOUNT="3",
-        GIFTQ_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        PYTHONUNBUFFERED="1",
-    )
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from api.cli import serve_app; serve_app(prog_name='giftq api')",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, server, log_path)
+    with live_api(
+        pg_url, tmp_path / "var", log_path, handover_secret=SECRET, redeem_max_failures_per_account="3"
+    ) as base:
         yield base, log_path
-    finally:
-        server.terminate()
-        server.wait(20)
-
-
-def _wait_ready(base: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"giftq api exited:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{base}/v1/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"giftq api did not become ready:\n{log_path.read_text()}")
 
 
 @pytest.fixture
