@@ -25,6 +25,7 @@ from delivery.errors import InvalidOrder
 from delivery.models import Channel
 from delivery.orders import schemas
 from giftq.text import BIDI_CONTROLS, BIDI_MARKS, LINE_SEPARATORS
+from ledger.limits import limits_for
 from ledger.marketplaces import MARKETPLACES
 from tests.api.conftest import BASE_ORDER
 from tests.conftest import table_counts
@@ -108,6 +109,8 @@ SPOILED = st.one_of(
         st.one_of(
             st.integers(max_value=0),
             st.integers(min_value=schemas.MAX_AMOUNT + 1),
+            # Past the marketplace's ceiling (US: 2,000.00 USD), within the schema's.
+            st.integers(min_value=(limits_for("US").max_card or 0) + 1, max_value=schemas.MAX_AMOUNT),
             st.floats(allow_nan=False, allow_infinity=False),
             st.text(max_size=10),
             st.booleans(),
@@ -192,13 +195,20 @@ def test_a_spoiled_order_is_refused_at_the_http_door_naming_the_field(
     assert every_table(api) == before
 
 
+def _us_max_card() -> int:
+    ceiling = limits_for(BASE_ORDER["lines"][0]["marketplace"]).max_card
+    assert ceiling is not None and ceiling < schemas.MAX_AMOUNT
+    return ceiling
+
+
 def test_every_limit_holds_its_last_value_and_refuses_the_next(api: Any) -> None:
     at_limit = {
         "purchaser.name": "n" * NAME_MAX,
         "lines.0.recipient.name": "n" * NAME_MAX,
         "reference": "r" * REFERENCE_MAX,
         "lines.0.message": "m" * MESSAGE_MAX,
-        "lines.0.amount": schemas.MAX_AMOUNT,
+        # The marketplace's own ceiling, below the schema's (schemas.MAX_AMOUNT).
+        "lines.0.amount": _us_max_card(),
     }
     past = {path: value + 1 if isinstance(value, int) else value + "x" for path, value in at_limit.items()}
     for i, (path, value) in enumerate(at_limit.items()):

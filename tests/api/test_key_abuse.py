@@ -40,6 +40,12 @@ SCOPES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/deliveries/{delivery_id}/replay"): {"ops"},
     ("POST", "/v1/order-lines/{line_id}/reissue"): {"ops"},
     ("POST", "/v1/cards/{card_id}/activate"): {"ops"},
+    ("POST", "/v1/orders/{order_id}/payment"): {"orders"},
+    ("POST", "/v1/orders/{order_id}/review"): {"ops"},
+    ("POST", "/v1/orders/{order_id}/release"): {"ops"},
+    ("POST", "/v1/orders/{order_id}/reject"): {"ops"},
+    ("POST", "/v1/cards/{card_id}/reinstate"): {"ops"},
+    ("POST", "/v1/cards/{card_id}/swap"): {"ops"},
 }
 # Open on purpose: health for load balancers; the provider callbacks and the printable
 # downloads carry signatures or tokens of their own (tests/api/test_*_callbacks.py).
