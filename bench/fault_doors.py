@@ -78,6 +78,8 @@ class Doors:
             thread.join()
         if self._client is not None:
             self._client.wait(GIVE_UP_AFTER)
+            if self._client.stdout is not None:
+                self._client.stdout.close()
 
     def _mine(self, door: str) -> list[PlannedOrder]:
         return [p for p in self.planned if p.door == door]
@@ -159,13 +161,14 @@ class Doors:
         lines = [
             json.dumps({"key": p.key, "order": p.ready(now), "at": self._pace[p.key]}) for p in self._mine("celery")
         ]
-        self._client = subprocess.Popen(
-            [self.python, str(CLIENT), self.broker_url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=(self.log_dir / "celery-client.log").open("w"),
-            text=True,
-        )
+        with (self.log_dir / "celery-client.log").open("w") as log:
+            self._client = subprocess.Popen(
+                [self.python, str(CLIENT), self.broker_url],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         assert self._client.stdin is not None
         self._client.stdin.write("\n".join(lines) + "\n")
         self._client.stdin.close()

@@ -287,8 +287,13 @@ class FaultRun:
         logs.mkdir(parents=True, exist_ok=True)
         self.postgres = PostgresCluster(self.dir / "postgres")
         self.redis = RedisServer(self.dir / "redis")
-        self.postgres.create()
-        self.redis.start()
+        try:
+            self.postgres.create()
+            self.redis.start()
+        except BaseException:
+            self.redis.stop()
+            self.postgres.remove()
+            raise
         self.event(f"PostgreSQL on port {self.postgres.port}, Redis on port {self.redis.port} (append-only)")
         planned = plan_orders(cfg.orders, max_lines=cfg.max_lines, seed=cfg.seed)
         permanent = {a for p in planned for a in p.permanent}
@@ -313,7 +318,7 @@ class FaultRun:
                     for process in self.processes.values():
                         process.stop()
                     self.redis.stop()
-                    self.postgres.stop()
+                    self.postgres.remove()
 
     def _start_processes(self, env: dict[str, str], api_port: int, logs: Path) -> dict[str, int]:
         celery = venv_command("celery")
@@ -491,6 +496,7 @@ class FaultRun:
         expected = sum(1 for p in planned if p.valid)
         deadline = time.monotonic() + bound
         quiet_since: float | None = None
+        next_note = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 with Session() as s:
@@ -501,6 +507,10 @@ class FaultRun:
                 time.sleep(1)
                 continue
             callbacks_due = len(sms.accepted_texts()) * 3 - len(sms.callbacks)
+            if time.monotonic() >= next_note:
+                next_note = time.monotonic() + 10
+                self.event(f"waiting: {expected - orders} orders not stored, {pending_orders} being issued, "
+                           f"{pending} deliveries pending ({self._pending(Session)}), {max(0, callbacks_due)} text reports due")  # fmt: skip
             if orders == expected and not pending_orders and not pending and callbacks_due <= 0:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= 3:
@@ -509,6 +519,18 @@ class FaultRun:
                 quiet_since = None
             time.sleep(1)
         return None
+
+
+    def _pending(self, Session: sessionmaker) -> str:  # type: ignore[type-arg]
+        from delivery.models import Delivery
+
+        with Session() as s:
+            rows = s.execute(
+                select(Delivery.channel, Delivery.status, func.count())
+                .where(Delivery.status.in_(PENDING_DELIVERY))
+                .group_by(Delivery.channel, Delivery.status)
+            ).all()
+        return ", ".join(f"{channel} {status} {n}" for channel, status, n in rows) or "none"
 
 
 def _files(folder: Path, pattern: str) -> list[Path]:

@@ -18,6 +18,7 @@ import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -61,22 +62,20 @@ def postgres_available() -> bool:
     return shutil.which("redis-server") is not None
 
 
-def _let_traverse(folder: Path) -> None:
-    """Let other users pass through (not list) ``folder`` and its parents that we own:
-    private temporary folders are 0700, and the cluster's user must reach its own."""
-    for part in [folder, *folder.parents]:
-        info = part.stat()
-        if info.st_uid == os.geteuid() and not info.st_mode & 0o001:
-            part.chmod(info.st_mode | 0o001)
-
-
 class PostgresCluster:
-    """A PostgreSQL cluster in ``directory``, listening on 127.0.0.1:``port`` only."""
+    """A PostgreSQL cluster in ``directory``, listening on 127.0.0.1:``port`` only.
+
+    As root, the cluster goes in a folder of its own under the system's temporary folder
+    instead, owned by ``postgres``: the server must reach its folder, and a private
+    temporary folder (0700, which test runners reset) would not let it. :meth:`remove`
+    deletes it.
+    """
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
-        self.directory = directory
-        self.data = directory / "data"
-        self.log_path = directory / "postgresql.log"
+        self._own_folder = os.geteuid() == 0
+        self.directory = Path(tempfile.mkdtemp(prefix="giftq-pg-")) if self._own_folder else directory
+        self.data = self.directory / "data"
+        self.log_path = self.directory / "postgresql.log"
         self.port = port or restartable_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/giftq"
         self._as: dict[str, Any] = {}
@@ -98,7 +97,6 @@ class PostgresCluster:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._as:
             os.chown(self.directory, self._as["user"], self._as["group"])
-            _let_traverse(self.directory.parent)
         self._run(
             _postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
             "--no-sync", "-E", "UTF8", "--locale=C.UTF-8",
@@ -124,6 +122,12 @@ class PostgresCluster:
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             self._run(_postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop it and delete its folder, when it made one of its own."""
+        self.stop()
+        if self._own_folder:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class RedisServer:
