@@ -50,7 +50,11 @@ class Check:
     def line(self) -> str:
         figures = ", ".join(f"{k} {v}" for k, v in self.figures.items())
         shown = "".join(f"\n      {p}" for p in self.problems[:SHOWN_PROBLEMS])
-        more = f"\n      ... and {len(self.problems) - SHOWN_PROBLEMS} more" if len(self.problems) > SHOWN_PROBLEMS else ""
+        more = (
+            f"\n      ... and {len(self.problems) - SHOWN_PROBLEMS} more"
+            if len(self.problems) > SHOWN_PROBLEMS
+            else ""
+        )
         return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {figures}{shown}{more}"
 
 
@@ -62,9 +66,12 @@ def _check(name: str, problems: list[str], **figures: Any) -> Check:
 
 
 def orders_check(
-    session: Session, planned: Sequence[PlannedOrder], outcomes: dict[str, DoorOutcome], worker_logs: str,
+    session: Session,
+    planned: Sequence[PlannedOrder],
+    outcomes: dict[str, DoorOutcome],
+    worker_logs: str,
     client_imported_giftq: bool | None,
-) -> Check:  # fmt: skip
+) -> Check:
     """Every order completed or failed with a reason; every malformed one refused with one."""
     rows = {o.reference: o for o in session.scalars(select(Order).where(Order.reference.like("FR-%")))}
     problems: list[str] = []
@@ -82,7 +89,9 @@ def orders_check(
                 refused_by[plan.door] += 1
             continue
         if not outcome.placed:
-            problems.append(f"{plan.reference}: the {plan.door} door could not place it ({outcome.errors[-3:]})")
+            problems.append(
+                f"{plan.reference}: the {plan.door} door could not place it ({outcome.errors[-3:]})"
+            )
         elif row is None:
             problems.append(f"{plan.reference}: placed through {plan.door}, but no order in the database")
         else:
@@ -140,14 +149,18 @@ def cards_check(session: Session) -> Check:
             .group_by(Card.id)
         ).all()
     )
-    balances = dict(session.execute(select(Card.id, Account.balance).join(Account, Account.id == Card.account_id)).all())
+    balances = dict(
+        session.execute(select(Card.id, Account.balance).join(Account, Account.id == Card.account_id)).all()
+    )
     for row in issued_lines:
         if row.card_id is None:
             continue
         if per_card.get(row.card_id) != 1:
             problems.append(f"card {row.card_id}: {per_card.get(row.card_id, 0)} ledger entries, not 1")
         if balances.get(row.card_id) != row.amount:
-            problems.append(f"card {row.card_id}: balance {balances.get(row.card_id)}, line amount {row.amount}")
+            problems.append(
+                f"card {row.card_id}: balance {balances.get(row.card_id)}, line amount {row.amount}"
+            )
     return _check(
         "cards issued equal order lines, none twice, each posted once",
         problems,
@@ -160,7 +173,11 @@ def cards_check(session: Session) -> Check:
 def ledger_check(session: Session) -> Check:
     report = reconcile(session)
     figures = {t.currency: f"cards {t.card} funding {t.funding} sum {t.total}" for t in report.currencies}
-    return _check("ledger reconciles (zero-sum, balances equal entries, none negative)", list(report.problems), **figures)
+    return _check(
+        "ledger reconciles (zero-sum, balances equal entries, none negative)",
+        list(report.problems),
+        **figures,
+    )
 
 
 # --- gifts --------------------------------------------------------------------------------
@@ -187,19 +204,26 @@ def issued_codes(session: Session) -> dict[int, str]:
 def accepted_emails(session: Session, received: Iterable[Received], codes: dict[int, str]) -> Accepted:
     """Messages the relay took, matched to deliveries by Message-ID (which no column
     stores: it is made again from each delivery's id and creation time)."""
-    by_message_id = {}
+    by_message_id: dict[str, Delivery] = {}
     for delivery in session.scalars(select(Delivery).where(Delivery.channel.in_(["email", "printable"]))):
         by_message_id[f"<{message_id_for(delivery.id, delivery.created_at)}>"] = delivery
     accepted = Accepted()
     for item in received:
         message = email.message_from_bytes(item.path.read_bytes(), policy=email.policy.default)
-        delivery = by_message_id.get(str(message.get("Message-ID", "")).strip())
-        if delivery is None or (delivery.to_address or "").lower() not in item.rcpts:
+        found = by_message_id.get(str(message.get("Message-ID", "")).strip())
+        if found is None or (found.to_address or "").lower() not in item.rcpts:
             continue
+        delivery = found
         accepted.times[delivery.id] += 1
-        if delivery.kind == DeliveryKind.GIFT and delivery.channel == "email" and delivery.card_id is not None:
+        if (
+            delivery.kind == DeliveryKind.GIFT
+            and delivery.channel == "email"
+            and delivery.card_id is not None
+        ):
             body = message.get_body(preferencelist=("plain",))
-            if codes.get(delivery.card_id) not in codes_in(str(body.get_content()) if body else "", {codes.get(delivery.card_id, "")}):
+            if codes.get(delivery.card_id) not in codes_in(
+                str(body.get_content()) if body else "", {codes.get(delivery.card_id, "")}
+            ):
                 accepted.wrong_code.append(f"delivery {delivery.id}: the gift email lacks its card's code")
     return accepted
 
@@ -207,7 +231,8 @@ def accepted_emails(session: Session, received: Iterable[Received], codes: dict[
 def accepted_texts(session: Session, texts: Iterable[dict[str, Any]], codes: dict[int, str]) -> Accepted:
     card_of_code = {code: card for card, code in codes.items()}
     gifts = {
-        d.card_id: d for d in session.scalars(select(Delivery).where(Delivery.channel == "sms", Delivery.kind == "gift"))
+        d.card_id: d
+        for d in session.scalars(select(Delivery).where(Delivery.channel == "sms", Delivery.kind == "gift"))
     }
     accepted = Accepted()
     for text in texts:
@@ -216,7 +241,9 @@ def accepted_texts(session: Session, texts: Iterable[dict[str, Any]], codes: dic
             if delivery is not None and delivery.to_address == text["to"]:
                 accepted.times[delivery.id] += 1
             else:
-                accepted.wrong_code.append(f"a text to {text['to']} holds a code that is not that number's gift")
+                accepted.wrong_code.append(
+                    f"a text to {text['to']} holds a code that is not that number's gift"
+                )
     return accepted
 
 
@@ -224,7 +251,11 @@ def accepted_cards(drop: Path, vendor: PrivateKey, session: Session, codes: dict
     """Physical cards in complete batch folders, each sealed code opened with the vendor's key."""
     cards = {d.id: d.card_id for d in session.scalars(select(Delivery).where(Delivery.channel == "physical"))}
     accepted = Accepted()
-    folders = sorted(p for p in drop.iterdir() if p.is_dir() and not p.name.startswith(".")) if drop.is_dir() else []
+    folders = (
+        sorted(p for p in drop.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if drop.is_dir()
+        else []
+    )
     for folder in folders:
         text = (folder / "manifest.csv").read_bytes().decode("utf-8")
         for row in csv.DictReader(io.StringIO(text, newline="")):
@@ -253,19 +284,25 @@ def gifts_check(session: Session, accepted: dict[str, Accepted], planned_failure
         if gift.status in DONE:
             sent[gift.channel] += 1
             if times == 0:
-                problems.append(f"{gift.channel} gift {gift.id} is {gift.status} but its channel never took it")
+                problems.append(
+                    f"{gift.channel} gift {gift.id} is {gift.status} but its channel never took it"
+                )
         elif gift.status == S.FAILED_PERMANENT:
             failed += 1
             if (gift.to_address or "") not in planned_failures:
-                problems.append(f"{gift.channel} gift {gift.id} to {gift.to_address} failed for good: {gift.last_error}")
+                problems.append(
+                    f"{gift.channel} gift {gift.id} to {gift.to_address} failed for good: {gift.last_error}"
+                )
         else:
             problems.append(f"{gift.channel} gift {gift.id} is still {gift.status}")
         if times > 1:
             duplicates[gift.channel] += times - 1
             if gift.possible_duplicates == 0:
                 unflagged += 1
-                problems.append(f"{gift.channel} gift {gift.id} went out {times} times and counts no duplicate")
-    for channel, seen in accepted.items():
+                problems.append(
+                    f"{gift.channel} gift {gift.id} went out {times} times and counts no duplicate"
+                )
+    for seen in {id(a): a for a in accepted.values()}.values():  # email and printable share one
         problems += seen.wrong_code
     flagged = sum(1 for g in gifts if g.possible_duplicates > 0)
     return _check(
@@ -284,7 +321,9 @@ def notices_check(session: Session, accepted: Accepted) -> Check:
     """Every failure told to the purchaser: a failure notice, sent and taken by the relay."""
     problems: list[str] = []
     failed = list(
-        session.scalars(select(Delivery).where(Delivery.kind == DeliveryKind.GIFT, Delivery.status == S.FAILED_PERMANENT))
+        session.scalars(
+            select(Delivery).where(Delivery.kind == DeliveryKind.GIFT, Delivery.status == S.FAILED_PERMANENT)
+        )
     )
     notices = defaultdict(list)
     for notice in session.scalars(select(Delivery).where(Delivery.kind == DeliveryKind.FAILED_NOTICE)):
@@ -297,13 +336,20 @@ def notices_check(session: Session, accepted: Accepted) -> Check:
         else:
             problems.append(f"gift {gift.id} failed for good; its purchaser was not told")
     receipts = session.execute(
-        select(Delivery.status, func.count()).where(Delivery.kind == DeliveryKind.CONFIRMATION).group_by(Delivery.status)
+        select(Delivery.status, func.count())
+        .where(Delivery.kind == DeliveryKind.CONFIRMATION)
+        .group_by(Delivery.status)
     ).all()
     pending = sum(n for status, n in receipts if status not in DONE)
     if pending:
         problems.append(f"{pending} order receipts not sent")
-    return _check("every failure told to the purchaser", problems, failed_gifts=len(failed), told=told,
-                  receipts_sent=sum(n for s, n in receipts if s in DONE))  # fmt: skip
+    return _check(
+        "every failure told to the purchaser",
+        problems,
+        failed_gifts=len(failed),
+        told=told,
+        receipts_sent=sum(n for s, n in receipts if s in DONE),
+    )
 
 
 def memory_check(samples: dict[str, tuple[int, int]], *, factor: float = 2.0, slack_mb: int = 150) -> Check:
@@ -314,7 +360,9 @@ def memory_check(samples: dict[str, tuple[int, int]], *, factor: float = 2.0, sl
         figures[worker] = f"{start / 2**20:.0f}->{end / 2**20:.0f} MB"
         if end > max(start * factor, start + slack_mb * 2**20):
             problems.append(f"{worker}: {start / 2**20:.0f} MB at the start, {end / 2**20:.0f} MB at the end")
-    return _check(f"worker memory bounded (end <= max({factor}x start, start + {slack_mb} MB))", problems, **figures)
+    return _check(
+        f"worker memory bounded (end <= max({factor}x start, start + {slack_mb} MB))", problems, **figures
+    )
 
 
 def secrets_check(report: ScanReport, codes: int) -> Check:
@@ -330,4 +378,6 @@ def secrets_check(report: ScanReport, codes: int) -> Check:
 def settle_check(seconds: float | None, bound: float) -> Check:
     problems = [] if seconds is not None else [f"still unsettled after the bound of {bound:.0f} s"]
     shown = f"{seconds:.0f} s" if seconds is not None else "never"
-    return _check("settled by itself (beat and the sweeper only)", problems, settled_in=shown, bound=f"{bound:.0f} s")
+    return _check(
+        "settled by itself (beat and the sweeper only)", problems, settled_in=shown, bound=f"{bound:.0f} s"
+    )

@@ -48,8 +48,17 @@ class DoorOutcome:
 class Doors:
     """Places ``planned`` through their doors over ``seconds``; :meth:`join` waits for all."""
 
-    def __init__(self, planned: Sequence[PlannedOrder], seconds: float, *, api_url: str, api_key: str,
-                 broker_url: str, python: str, log_dir: Path) -> None:  # fmt: skip
+    def __init__(
+        self,
+        planned: Sequence[PlannedOrder],
+        seconds: float,
+        *,
+        api_url: str,
+        api_key: str,
+        broker_url: str,
+        python: str,
+        log_dir: Path,
+    ) -> None:
         self.planned = list(planned)
         self.seconds = seconds
         self.api_url = api_url
@@ -142,7 +151,8 @@ class Doors:
                     if answer.status_code == 422:
                         problem = answer.json()
                         outcome.refused = "; ".join(
-                            f"{e.get('pointer', '')}: {e.get('detail', '')}" for e in problem.get("errors", [])
+                            f"{e.get('pointer', '')}: {e.get('detail', '')}"
+                            for e in problem.get("errors", [])
                         ) or str(problem.get("detail"))
                         break
                     outcome.errors.append(f"HTTP {answer.status_code}")
@@ -159,19 +169,21 @@ class Doors:
             if p.schedule_in is not None:
                 p.schedule_in += self._pace[p.key]
         lines = [
-            json.dumps({"key": p.key, "order": p.ready(now), "at": self._pace[p.key]}) for p in self._mine("celery")
+            json.dumps({"key": p.key, "order": p.ready(now), "at": self._pace[p.key]})
+            for p in self._mine("celery")
         ]
-        with (self.log_dir / "celery-client.log").open("w") as log:
+        # From a file, not a pipe: the client reads at its pace, and a pipe would block
+        # this thread (and the other doors) until it had read nearly everything.
+        orders = self.log_dir.parent / "celery-client-orders.jsonl"
+        orders.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        with (self.log_dir / "celery-client.log").open("w") as log, orders.open("rb") as stdin:
             self._client = subprocess.Popen(
                 [self.python, str(CLIENT), self.broker_url],
-                stdin=subprocess.PIPE,
+                stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
             )
-        assert self._client.stdin is not None
-        self._client.stdin.write("\n".join(lines) + "\n")
-        self._client.stdin.close()
         reader = threading.Thread(target=self._read_client, name="door-celery", daemon=True)
         reader.start()
         self._threads.append(reader)

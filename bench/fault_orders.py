@@ -5,8 +5,8 @@ the checks find it in the database, and goes through one door (``python``, ``cel
 ``http``, in turn). Lines are 1 to ``max_lines``, of every channel: email, text,
 printable (to the purchaser), physical (shipped in the US). Some are scheduled a few
 seconds ahead; one order in twenty has a first line to an address or number that fails
-for good, and one in twenty to one that fails twice and then accepts. A few orders are malformed: each door must refuse them with
-a reason, and write nothing.
+for good, and one in twenty to one that fails twice and then accepts. A few orders are
+malformed: each door must refuse them with a reason, and write nothing.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def _line(rng: random.Random, n: int, i: int, plan: PlannedOrder, failing: str |
     return line
 
 
-def plan_orders(count: int, *, max_lines: int = 10, seed: int = 12, invalid_every: int = 97) -> list[PlannedOrder]:
+def plan_orders(
+    count: int, *, max_lines: int = 10, seed: int = 12, invalid_every: int = 97
+) -> list[PlannedOrder]:
     """``count`` orders (about one in ``invalid_every`` malformed), spread over the doors."""
     rng = random.Random(seed)
     planned = []

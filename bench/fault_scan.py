@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -72,11 +73,11 @@ class ScanReport:
             self.found[place] = self.found.get(place, 0) + hits
 
 
-def redis_items(url: str) -> Iterator[bytes]:
+def redis_items(url: str) -> Iterator[Any]:
     """Every key and every value (strings, lists, hashes, sets, sorted sets) of every database."""
     first = redis.Redis.from_url(url)
     try:
-        databases = int(first.config_get("databases").get("databases", 16))
+        databases = int(first.config_get("databases").get("databases") or 16)
     finally:
         first.close()
     for db in range(databases):
@@ -84,7 +85,7 @@ def redis_items(url: str) -> Iterator[bytes]:
         try:
             for key in client.scan_iter(count=500):
                 yield key
-                kind = client.type(key).decode()
+                kind = str(client.type(key), "ascii")
                 if kind == "string":
                     yield client.get(key) or b""
                 elif kind == "list":
@@ -116,7 +117,9 @@ def database_items(session: Session) -> Iterator[str]:
         if (table, column) in EXEMPT_COLUMNS:
             continue
         expression = f"encode(\"{column}\", 'escape')" if kind == "bytea" else f'"{column}"::text'
-        for (value,) in session.execute(text(f'SELECT {expression} FROM "{table}"')):  # noqa: S608 - names from the catalogue
+        for (value,) in session.execute(
+            text(f'SELECT {expression} FROM "{table}"')
+        ):  # names from the catalogue
             if value:
                 yield value
 

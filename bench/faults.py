@@ -39,10 +39,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from nacl.public import PrivateKey
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from bench import fault_checks, fault_scan, procs
 from bench._anchors import ROOT, free_port, venv_command, wait_for_port, without_proxies
@@ -131,7 +130,10 @@ SHORT = RunConfig(
     sms_busy_seconds=2.0,
     sms_down_seconds=2.0,
     redis_down_seconds=1.0,
-    workers=(Worker("orders", "orders,celery,scheduler", 1), Worker("channels", "email,sms,printables,fulfilment", 2)),
+    workers=(
+        Worker("orders", "orders,celery,scheduler", 1),
+        Worker("channels", "email,sms,printables,fulfilment", 2),
+    ),
     kill_orders="orders",
     kill_mid_send="channels",
     kill_third="channels",
@@ -152,6 +154,17 @@ SHORT = RunConfig(
         "GIFTQ_SMTP_TIMEOUT_SECONDS": "5",
     },
 )
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What the placing and settling came to: the doors' answers, how long settling
+    took (None: not within the bound), the bound, each worker's memory (start, end)."""
+
+    doors: Doors
+    settle_seconds: float | None
+    bound: float
+    memory: dict[str, tuple[int, int]]
 
 
 @dataclass
@@ -205,8 +218,17 @@ class Process:
                 self.popen.wait(10)
 
 
-def environment(config: RunConfig, *, database_url: str, broker_url: str, smtp_port: int, sms_url: str,
-                api_url: str, data_dir: Path, vendor: PrivateKey) -> dict[str, str]:  # fmt: skip
+def environment(
+    config: RunConfig,
+    *,
+    database_url: str,
+    broker_url: str,
+    smtp_port: int,
+    sms_url: str,
+    api_url: str,
+    data_dir: Path,
+    vendor: PrivateKey,
+) -> dict[str, str]:
     env = without_proxies({k: v for k, v in os.environ.items() if not k.startswith("GIFTQ_")})
     every_minute = ",".join(f"{h:02d}:{m:02d}" for h in range(24) for m in range(60))
     env.update(
@@ -300,20 +322,30 @@ class FaultRun:
         flaky = {a: 2 for p in planned for a in p.flaky}
         smtp = FaultySmtp(self.dir / "mail", permanent=permanent, flaky=flaky)
         sms = FaultySms(None, port=0)
-        sms.script_numbers(permanent={a for a in permanent if a.startswith("+")}, flaky={a: 2 for a in flaky if a.startswith("+")})
+        sms.script_numbers(
+            permanent={a for a in permanent if a.startswith("+")},
+            flaky={a: 2 for a in flaky if a.startswith("+")},
+        )
         vendor = PrivateKey.generate()
         api_port = free_port()
         from delivery.channels.email.sink import SmtpServerThread
 
         with SmtpServerThread(smtp, "127.0.0.1", 0) as relay, sms:
             env = environment(
-                cfg, database_url=self.postgres.url, broker_url=self.redis.url, smtp_port=relay.port,
-                sms_url=sms.base_url, api_url=f"http://127.0.0.1:{api_port}", data_dir=self.dir / "data",
+                cfg,
+                database_url=self.postgres.url,
+                broker_url=self.redis.url,
+                smtp_port=relay.port,
+                sms_url=sms.base_url,
+                api_url=f"http://127.0.0.1:{api_port}",
+                data_dir=self.dir / "data",
                 vendor=vendor,
-            )  # fmt: skip
+            )
+            self.env, self.planned, self.smtp, self.sms = env, planned, smtp, sms
+            self.vendor, self.api_port, self.logs = vendor, api_port, logs
             with settings_of(env):
                 try:
-                    return self._run(env, planned, smtp, sms, vendor, api_port, logs)
+                    return self._run()
                 finally:
                     for process in self.processes.values():
                         process.stop()
@@ -328,17 +360,40 @@ class FaultRun:
             metrics_ports[worker.name] = port
             multiproc = self.dir / "prometheus" / worker.name
             multiproc.mkdir(parents=True)
-            worker_env = dict(env, GIFTQ_WORKER_METRICS_PORT=str(port), PROMETHEUS_MULTIPROC_DIR=str(multiproc))
+            worker_env = dict(
+                env, GIFTQ_WORKER_METRICS_PORT=str(port), PROMETHEUS_MULTIPROC_DIR=str(multiproc)
+            )
             self.processes[worker.name] = Process(
                 worker.name,
-                [celery, "-A", "worker", "worker", "-Q", worker.queues, "-c", str(worker.concurrency),
-                 "-n", f"{worker.name}@%h", "--without-mingle", "--without-gossip", "--loglevel=INFO"],
+                [
+                    celery,
+                    "-A",
+                    "worker",
+                    "worker",
+                    "-Q",
+                    worker.queues,
+                    "-c",
+                    str(worker.concurrency),
+                    "-n",
+                    f"{worker.name}@%h",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "--loglevel=INFO",
+                ],
                 worker_env,
                 logs / f"worker-{worker.name}.log",
-            )  # fmt: skip
+            )
         self.processes["beat"] = Process(
             "beat",
-            [celery, "-A", "worker", "beat", "--schedule", str(self.dir / "celerybeat-schedule"), "--loglevel=INFO"],
+            [
+                celery,
+                "-A",
+                "worker",
+                "beat",
+                "--schedule",
+                str(self.dir / "celerybeat-schedule"),
+                "--loglevel=INFO",
+            ],
             env,
             logs / "beat.log",
         )
@@ -350,89 +405,118 @@ class FaultRun:
         wait_for_port(api_port, "giftq api", timeout=90)
         return metrics_ports
 
-    def _run(self, env: dict[str, str], planned: list[PlannedOrder], smtp: FaultySmtp, sms: FaultySms,
-             vendor: PrivateKey, api_port: int, logs: Path) -> RunResult:  # fmt: skip
+    def _run(self) -> RunResult:
         from api.keys import create_key
         from giftq.db import make_engine
         from giftq.migrate import upgrade
 
-        cfg = self.config
         upgrade(self.postgres.url)
         engine = make_engine(self.postgres.url)
         Session = sessionmaker(engine, expire_on_commit=False)
-        with Session.begin() as s:
-            api_key = create_key(s, name="fault-run", scopes=["orders"]).token
-        metrics_ports = self._start_processes(env, api_port, logs)
-        self.event(f"{len(cfg.workers)} workers ({', '.join(w.name for w in cfg.workers)}), beat and the API are up")
+        try:
+            with Session.begin() as s:
+                api_key = create_key(s, name="fault-run", scopes=["orders"]).token
+            metrics_ports = self._start_processes(self.env, self.api_port, self.logs)
+            names = ", ".join(w.name for w in self.config.workers)
+            self.event(f"{len(self.config.workers)} workers ({names}), beat and the API are up")
+            flow = self._flow(Session, api_key)
+            report, codes = self._scan(Session, metrics_ports)
+            return self._check(Session, flow, report, codes)
+        finally:
+            engine.dispose()
 
+    def _flow(self, Session: sessionmaker[Session], api_key: str) -> Flow:
+        """Place the orders while the faults happen; wait for the system to settle."""
+        cfg = self.config
         doors = Doors(
-            planned, cfg.place_seconds, api_url=f"http://127.0.0.1:{api_port}", api_key=api_key,
-            broker_url=self.redis.url, python=sys.executable, log_dir=logs,
-        )  # fmt: skip
+            self.planned,
+            cfg.place_seconds,
+            api_url=f"http://127.0.0.1:{self.api_port}",
+            api_key=api_key,
+            broker_url=self.redis.url,
+            python=sys.executable,
+            log_dir=self.logs,
+        )
         placing_started = time.monotonic()
         doors.start()
-        self.event(f"placing {len(planned)} orders through three doors over {cfg.place_seconds:.0f} s")
-        memory_start = self._faults(smtp, sms, placing_started)
+        self.event(f"placing {len(self.planned)} orders through three doors over {cfg.place_seconds:.0f} s")
+        memory_start = self._faults(self.smtp, self.sms, placing_started)
         doors.join()
         placed_at = time.monotonic()
-        lines = sum(p.lines for p in planned)
+        lines = sum(p.lines for p in self.planned)
         self.event(f"every door has placed its orders ({doors.placed_count} taken, {lines} lines)")
-
         bound = cfg.settle_bound(lines)
         self.say(f"waiting for the system to settle by itself, within {bound:.0f} s ...")
-        settled = self._settle(Session, planned, sms, bound)
-        settle_seconds = None if settled is None else settled - placed_at
+        settled = self._settle(Session, self.planned, self.sms, bound)
         self.event("settled" if settled is not None else "NOT settled within the bound")
-        memory = {w.name: (memory_start[w.name], procs.tree_rss(self.processes[w.name].pid)) for w in cfg.workers}
+        memory = {
+            w.name: (memory_start[w.name], procs.tree_rss(self.processes[w.name].pid)) for w in cfg.workers
+        }
+        return Flow(doors, None if settled is None else settled - placed_at, bound, memory)
 
+    def _scan(
+        self, Session: sessionmaker[Session], metrics_ports: dict[str, int]
+    ) -> tuple[fault_scan.ScanReport, dict[int, str]]:
+        """Every place a code must not be (the metrics first, while the processes serve them)."""
         report = fault_scan.ScanReport(exempt=sorted(f"{t}.{c}" for t, c in fault_scan.EXEMPT_COLUMNS))
         with Session() as s:
             codes = fault_checks.issued_codes(s)
         code_set = set(codes.values())
-        metrics = [f"http://127.0.0.1:{api_port}/metrics"]
+        metrics = [f"http://127.0.0.1:{self.api_port}/metrics"]
         metrics += [f"http://127.0.0.1:{port}/metrics" for port in metrics_ports.values()]
         report.add("metrics", fault_scan.metrics_items(metrics), code_set)
         for process in self.processes.values():
             process.stop()
         self.event("workers, beat and the API stopped; checking")
-
         report.add("redis", fault_scan.redis_items(self.redis.url), code_set)
-        report.add("redis append-only file", fault_scan.file_items(_files(self.redis.directory, "*")), code_set)
-        report.add("logs", fault_scan.file_items([*_files(logs, "*"), self.postgres.log_path, self.redis.log_path]), code_set)
+        report.add(
+            "redis append-only file", fault_scan.file_items(_files(self.redis.directory, "*")), code_set
+        )
+        logs = [*_files(self.logs, "*"), self.postgres.log_path, self.redis.log_path]
+        report.add("logs", fault_scan.file_items(logs), code_set)
         with Session() as s:
             report.add("database columns", fault_scan.database_items(s), code_set)
-        drop = Path(env["GIFTQ_DATA_DIR"]) / "fulfilment" / "drop"
-        report.add("fulfilment drop folder", fault_scan.file_items(_files(drop, "*")), code_set)
-        stored_pdfs = [p for p in _files(self.dir / "data", "*.pdf") if drop not in p.parents]
-        report.add("PDFs kept on disk", fault_scan.file_items(stored_pdfs), code_set)
+        report.add("fulfilment drop folder", fault_scan.file_items(_files(self.drop, "*")), code_set)
+        self.stored_pdfs = [p for p in _files(self.dir / "data", "*.pdf") if self.drop not in p.parents]
+        report.add("PDFs kept on disk", fault_scan.file_items(self.stored_pdfs), code_set)
+        return report, codes
 
-        worker_logs = "".join(self.processes[w.name].text() for w in cfg.workers)
-        planned_failures = {a for p in planned for a in p.permanent}
+    @property
+    def drop(self) -> Path:
+        return Path(self.env["GIFTQ_DATA_DIR"]) / "fulfilment" / "drop"
+
+    def _check(
+        self, Session: sessionmaker[Session], flow: Flow, report: fault_scan.ScanReport, codes: dict[int, str]
+    ) -> RunResult:
+        worker_logs = "".join(self.processes[w.name].text() for w in self.config.workers)
+        planned_failures = {a for p in self.planned for a in p.permanent}
         with Session() as s:
-            emails = fault_checks.accepted_emails(s, smtp.received, codes)
+            emails = fault_checks.accepted_emails(s, self.smtp.received, codes)
             accepted = {
                 "email": emails,
                 "printable": emails,
-                "sms": fault_checks.accepted_texts(s, sms.accepted_texts(), codes),
-                "physical": fault_checks.accepted_cards(drop, vendor, s, codes),
+                "sms": fault_checks.accepted_texts(s, self.sms.accepted_texts(), codes),
+                "physical": fault_checks.accepted_cards(self.drop, self.vendor, s, codes),
             }
+            doors = flow.doors
             checks = [
-                fault_checks.settle_check(settle_seconds, bound),
-                fault_checks.orders_check(s, planned, doors.outcomes, worker_logs, doors.client_imported_giftq),
+                fault_checks.settle_check(flow.settle_seconds, flow.bound),
+                fault_checks.orders_check(
+                    s, self.planned, doors.outcomes, worker_logs, doors.client_imported_giftq
+                ),
                 fault_checks.cards_check(s),
                 fault_checks.gifts_check(s, accepted, planned_failures),
                 fault_checks.notices_check(s, emails),
                 fault_checks.ledger_check(s),
-                fault_checks.memory_check(memory),
-                fault_checks.secrets_check(report, len(code_set)),
+                fault_checks.memory_check(flow.memory),
+                fault_checks.secrets_check(report, len(codes)),
             ]
-        engine.dispose()
         figures = {
-            "relay refusals": ", ".join(f"{k}: {v}" for k, v in smtp.refusals.items()),
-            "text provider refusals": ", ".join(f"{k}: {v}" for k, v in sms.refusals.items()),
-            "messages accepted": f"{smtp.accepted} emails, {len(sms.accepted_texts())} texts",
+            "relay refusals": ", ".join(f"{k}: {v}" for k, v in self.smtp.refusals.items()),
+            "text provider refusals": ", ".join(f"{k}: {v}" for k, v in self.sms.refusals.items()),
+            "messages accepted": f"{self.smtp.accepted} emails, {len(self.sms.accepted_texts())} texts",
             "exempt from the scan": ", ".join(report.exempt) + "; the accepted emails and texts (the gifts)",
-            "PDFs kept on disk": str(len(stored_pdfs)),
+            "PDFs kept on disk": str(len(self.stored_pdfs)),
         }
         return RunResult(checks, self.events, figures)
 
@@ -459,7 +543,9 @@ class FaultRun:
             owner = procs.owner_of_port(port, procs.children(worker_pid))
             if owner is not None:
                 os.kill(owner, signal.SIGKILL)
-                self.event(f"SIGKILL to the {worker} worker's child (pid {owner}) while the relay holds its DATA")
+                self.event(
+                    f"SIGKILL to the {worker} worker's child (pid {owner}) while the relay holds its DATA"
+                )
             killed.set()
 
         smtp.on_next_data(kill_sender)
@@ -477,7 +563,10 @@ class FaultRun:
         self.event(f"the relay answers 421 to everything for {cfg.smtp_outage_seconds:.0f} s")
         self._at(start, 0.30)
         sms.outage(cfg.sms_busy_seconds, cfg.sms_down_seconds)
-        self.event(f"the text provider answers 429 for {cfg.sms_busy_seconds:.0f} s, then 503 for {cfg.sms_down_seconds:.0f} s")
+        self.event(
+            f"the text provider answers 429 for {cfg.sms_busy_seconds:.0f} s, "
+            f"then 503 for {cfg.sms_down_seconds:.0f} s"
+        )
         self._at(start, 0.45)
         self.redis.restart(cfg.redis_down_seconds)
         self.event(f"Redis restarted (down {cfg.redis_down_seconds:.0f} s)")
@@ -490,7 +579,9 @@ class FaultRun:
         self._kill_child(cfg.kill_third, "while texts, printables and physical cards are being sent")
         return memory
 
-    def _settle(self, Session: sessionmaker, planned: list[PlannedOrder], sms: FaultySms, bound: float) -> float | None:  # type: ignore[type-arg]
+    def _settle(
+        self, Session: sessionmaker[Session], planned: list[PlannedOrder], sms: FaultySms, bound: float
+    ) -> float | None:
         from delivery.models import Delivery, Order
 
         expected = sum(1 for p in planned if p.valid)
@@ -500,17 +591,28 @@ class FaultRun:
         while time.monotonic() < deadline:
             try:
                 with Session() as s:
-                    orders = s.scalar(select(func.count()).select_from(Order).where(Order.reference.like("FR-%")))
-                    pending_orders = s.scalar(select(func.count()).select_from(Order).where(Order.status.in_(PENDING_ORDER)))
-                    pending = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status.in_(PENDING_DELIVERY)))
+                    orders = s.scalar(
+                        select(func.count()).select_from(Order).where(Order.reference.like("FR-%"))
+                    )
+                    pending_orders = s.scalar(
+                        select(func.count()).select_from(Order).where(Order.status.in_(PENDING_ORDER))
+                    )
+                    pending = s.scalar(
+                        select(func.count())
+                        .select_from(Delivery)
+                        .where(Delivery.status.in_(PENDING_DELIVERY))
+                    )
             except Exception:  # the database is still coming back
                 time.sleep(1)
                 continue
             callbacks_due = len(sms.accepted_texts()) * 3 - len(sms.callbacks)
             if time.monotonic() >= next_note:
                 next_note = time.monotonic() + 10
-                self.event(f"waiting: {expected - orders} orders not stored, {pending_orders} being issued, "
-                           f"{pending} deliveries pending ({self._pending(Session)}), {max(0, callbacks_due)} text reports due")  # fmt: skip
+                self.event(
+                    f"waiting: {expected - (orders or 0)} orders not stored, {pending_orders} being issued, "
+                    f"{pending} deliveries pending ({self._pending(Session)}), "
+                    f"{max(0, callbacks_due)} text reports due"
+                )
             if orders == expected and not pending_orders and not pending and callbacks_due <= 0:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= 3:
@@ -520,8 +622,7 @@ class FaultRun:
             time.sleep(1)
         return None
 
-
-    def _pending(self, Session: sessionmaker) -> str:  # type: ignore[type-arg]
+    def _pending(self, Session: sessionmaker[Session]) -> str:
         from delivery.models import Delivery
 
         with Session() as s:
@@ -548,11 +649,19 @@ def report(result: RunResult, say: Callable[[str], None] = print) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--short", action="store_true", help="the test suite's version: 60 orders, short outages")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--short", action="store_true", help="the test suite's version: 60 orders, short outages"
+    )
     parser.add_argument("--orders", type=int, help="how many orders (default 2000; --short 60)")
-    parser.add_argument("--place-seconds", type=float, help="the placing window, during which the faults happen")
-    parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it: logs, mail, database")
+    parser.add_argument(
+        "--place-seconds", type=float, help="the placing window, during which the faults happen"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="run in this (new) folder and keep it: logs, mail, database"
+    )
     args = parser.parse_args(argv)
     config = SHORT if args.short else RunConfig()
     if args.orders:

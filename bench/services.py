@@ -26,7 +26,6 @@ from typing import Any
 import redis
 
 
-
 def restartable_port() -> int:
     """A free port below the kernel's ephemeral range, so that no outgoing connection
     takes it while its server is down between a stop and a start."""
@@ -102,7 +101,9 @@ class PostgresCluster:
             "--no-sync", "-E", "UTF8", "--locale=C.UTF-8",
         )  # fmt: skip
         self.start()
-        self._run(_postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "giftq")
+        self._run(
+            _postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "giftq"
+        )
 
     def start(self) -> None:
         # fsync off: a power cut is not among the faults; a clean restart (``-m fast``)
@@ -111,12 +112,30 @@ class PostgresCluster:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
             "-c fsync=off -c max_connections=200 -c log_min_messages=warning"
         )
-        self._run(_postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "start")
+        self._run(
+            _postgres_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log_path),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
 
     def restart(self) -> None:
         """``pg_ctl restart -m fast``: every session is cut, as when PostgreSQL is restarted."""
         self._run(
-            _postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log_path), "-m", "fast", "-w", "restart"
+            _postgres_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log_path),
+            "-m",
+            "fast",
+            "-w",
+            "restart",
         )
 
     def stop(self) -> None:
