@@ -379,7 +379,9 @@ def run_batch(
                 break
             except Exception as exc:  # the database is away: wait for it, then go on without
                 if time.monotonic() + pause > give_up_at:
-                    log.warning("delivery %d: answer not recorded yet: %s", outcome.delivery_id, describe(exc))
+                    log.warning(
+                        "delivery %d: answer not recorded yet: %s", outcome.delivery_id, describe(exc)
+                    )
                     return
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
