@@ -87,6 +87,8 @@ class RunConfig:
     kill_orders: str = "orders"
     kill_mid_send: str = "email"
     kill_third: str = "channels"
+    malformed_every: int = 97
+    """One order in this many is malformed (each door must refuse it with a reason)."""
     min_cards_per_second: float = 4.0
     """The settle bound allows the backlog to drain at this rate (a loaded machine's floor)."""
     seed: int = 12
@@ -137,6 +139,7 @@ SHORT = RunConfig(
     kill_orders="orders",
     kill_mid_send="channels",
     kill_third="channels",
+    malformed_every=20,
     min_cards_per_second=2.0,
     timings={
         "GIFTQ_RETRY_SCHEDULE_SECONDS": "[1, 2, 3, 5, 8]",
@@ -317,7 +320,9 @@ class FaultRun:
             self.postgres.remove()
             raise
         self.event(f"PostgreSQL on port {self.postgres.port}, Redis on port {self.redis.port} (append-only)")
-        planned = plan_orders(cfg.orders, max_lines=cfg.max_lines, seed=cfg.seed)
+        planned = plan_orders(
+            cfg.orders, max_lines=cfg.max_lines, seed=cfg.seed, invalid_every=cfg.malformed_every
+        )
         permanent = {a for p in planned for a in p.permanent}
         flaky = {a: 2 for p in planned for a in p.flaky}
         smtp = FaultySmtp(self.dir / "mail", permanent=permanent, flaky=flaky)
