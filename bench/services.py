@@ -152,9 +152,11 @@ class PostgresCluster:
 class RedisServer:
     """A ``redis-server`` with an append-only file, restartable on the same port and folder."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, appendfsync: str = "everysec") -> None:
         self.directory = directory
         self.port = port or restartable_port()
+        self.appendfsync = appendfsync
+        """``always`` loses nothing even to a kill; ``everysec`` (Redis's default) a second at most."""
         self.log_path = directory / "redis.log"
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -168,7 +170,7 @@ class RedisServer:
             "--dir", str(self.directory),
             "--save", "",
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
@@ -193,7 +195,7 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(30)
 
-    def restart(self, down_for: float) -> None:
+    def restart(self, down_for: float = 0.3) -> None:
         self.stop()
         time.sleep(down_for)
         self.start()
