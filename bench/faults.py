@@ -546,16 +546,17 @@ class FaultRun:
 
         def kill_sender(port: int) -> None:
             owner = procs.owner_of_port(port, procs.children(worker_pid))
-            if owner is not None:
-                os.kill(owner, signal.SIGKILL)
-                self.event(
-                    f"SIGKILL to the {worker} worker's child (pid {owner}) while the relay holds its DATA"
-                )
+            if owner is None:  # another worker's batch (printables): wait for one of this worker's
+                smtp.on_next_data(kill_sender)
+                return
+            os.kill(owner, signal.SIGKILL)
+            self.event(f"SIGKILL to the {worker} worker's child (pid {owner}) while the relay holds its DATA")
             killed.set()
 
         smtp.on_next_data(kill_sender)
         if not killed.wait(60):
-            self.event("no batch was being sent within 60 s: the mid-send kill did not happen")
+            smtp.on_next_data(lambda port: None)
+            self.event(f"the {worker} worker sent no batch within 60 s: the mid-send kill did not happen")
 
     def _faults(self, smtp: FaultySmtp, sms: FaultySms, start: float) -> dict[str, int]:
         cfg = self.config
