@@ -44,6 +44,14 @@ from ledger.codes.redact import redact
 
 log = logging.getLogger(__name__)
 
+RECORD_PATIENCE_SECONDS = 30.0
+"""How long a batch waits for the database to write down an answer before it sends the
+next message. The recovery of a dead task (its redelivery, or the sweeper) counts only
+the first row it still held as possibly sent, which is true only while each answer is
+written before the next send: a batch that went on sending during a PostgreSQL restart
+and then died would send every unrecorded message again, uncounted. Past this wait it
+goes on, and the answers are written at the end of the batch."""
+
 SUPPRESSED_RESPONSE = "not sent: the address refused permanently before (suppressed)"
 
 
@@ -357,18 +365,26 @@ def run_batch(
         answered_at = time.perf_counter()
         latency.observe(answered_at - previous[0])
         previous[0] = answered_at
-        try:
-            with sessions.begin() as session, logs.bound(delivery_id=outcome.delivery_id):
-                totals[0] += record(
-                    session,
-                    [outcome],
-                    claimer=claimer,
-                    started=started,
-                    reports_delivery=sender.reports_delivery,
-                )
-        except Exception as exc:  # the database is away: the end of the batch tries again
-            log.warning("delivery %d: answer not recorded yet: %s", outcome.delivery_id, describe(exc))
-            return
+        give_up_at, pause = time.monotonic() + RECORD_PATIENCE_SECONDS, 0.1
+        while True:
+            try:
+                with sessions.begin() as session, logs.bound(delivery_id=outcome.delivery_id):
+                    totals[0] += record(
+                        session,
+                        [outcome],
+                        claimer=claimer,
+                        started=started,
+                        reports_delivery=sender.reports_delivery,
+                    )
+                break
+            except Exception as exc:  # the database is away: wait for it, then go on without
+                if time.monotonic() + pause > give_up_at:
+                    log.warning(
+                        "delivery %d: answer not recorded yet: %s", outcome.delivery_id, describe(exc)
+                    )
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
         recorded.add(outcome.delivery_id)
 
     with logs.bound(delivery_ids=[c.delivery_id for c in composed]):

@@ -14,19 +14,15 @@ before may be lost (redelivery after the visibility timeout, and the sweeper).
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy.orm import sessionmaker
 
+from bench.services import RedisServer
 from delivery.channels.email.sink import SmtpServerThread
 from giftq.db import make_engine
 
@@ -46,66 +42,6 @@ TIMINGS = {
 }
 
 
-def _free_port() -> int:
-    """A free port below the kernel's ephemeral range, so that no outgoing connection
-    takes it while Redis is down between two restarts."""
-    while True:
-        port = random.randrange(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-
-
-class RedisServer:
-    """A ``redis-server`` of the test's own, restartable on the same port and data dir."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        command = [
-            "redis-server",
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.directory),
-            "--save", "",
-            "--appendonly", "yes",
-            "--appendfsync", "always",
-        ]  # fmt: skip
-        with (self.directory / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """Stop as a restart does (SIGTERM): Redis finishes its append-only file and exits."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def restart(self, down_for: float = 0.3) -> None:
-        self.stop()
-        time.sleep(down_for)
-        self.start()
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
@@ -114,7 +50,7 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
         pytest.skip("redis-server is not installed")
     directory = tmp_path / "redis"
     directory.mkdir()
-    server = RedisServer(directory)
+    server = RedisServer(directory, appendfsync="always")
     server.start()
     yield server
     server.stop()

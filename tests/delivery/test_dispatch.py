@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from delivery import dispatch
 from delivery.channels import registry
@@ -237,3 +238,74 @@ def test_a_redelivered_task_takes_back_the_rows_it_topped_up_with(
     # The worker died; the broker redelivers the message, which names only ids[-1].
     assert dispatch.run_batch(Session, "email", [ids[-1]], claimer="task-1").sent == 3
     assert {d.id for d in deliveries(Session) if d.status == "sent"} == held
+
+
+def test_a_batch_waits_for_the_database_before_its_next_send(
+    pg_url: str,
+    _pg_admin: Any,
+    order_payload: Any,
+    conftest: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL goes away after the relay took the first message: the batch sends
+    nothing more until that answer is written, so a crash could re-send only one message."""
+    import threading
+
+    from sqlalchemy import text
+
+    from delivery import place_order
+    from delivery.channels.email import close_transport
+    from delivery.channels.email.sink import SmtpServerThread
+    from delivery.orders import processing
+    from giftq import db as giftq_db
+
+    monkeypatch.setenv("GIFTQ_DATABASE_URL", pg_url)
+    reset_settings()
+    giftq_db.reset_engine()
+    name = pg_url.rsplit("/", 1)[1]
+    events: list[str] = []
+
+    def allow(yes: bool) -> None:
+        with _pg_admin.connect() as c:
+            c.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(yes).lower()}'))
+            if not yes:
+                c.execute(
+                    text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+                )
+        events.append("database back" if yes else "database away")
+
+    class DatabaseAwayAfterFirst(conftest.ScriptedSmtp):  # type: ignore[misc]
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            events.append(f"DATA {envelope.rcpt_tos[0]}")
+            if len(events) == 1:
+                allow(False)
+                threading.Timer(1.0, allow, args=(True,)).start()
+            answer: str = await super().handle_DATA(server, session, envelope)
+            return answer
+
+    handler = DatabaseAwayAfterFirst()
+    # A connection per transaction: each one the batch opens while the database is
+    # away is refused, as after a restart (which cuts the kept ones too).
+    engine = create_engine(pg_url, poolclass=NullPool)
+    Session = sessionmaker(engine, expire_on_commit=False)
+    try:
+        with SmtpServerThread(handler, "127.0.0.1", 0) as server:
+            monkeypatch.setenv("GIFTQ_SMTP_HOST", "127.0.0.1")
+            monkeypatch.setenv("GIFTQ_SMTP_PORT", str(server.port))
+            reset_settings()
+            close_transport()
+            placed = place_order(order_payload(3), idempotency_key="away-1")
+            with Session.begin() as s:
+                assert processing.issue_next_chunk(s, placed.order_id).done
+            gifts = [d.id for d in deliveries(Session, "gift")]
+            report = dispatch.run_batch(Session, "email", gifts)
+            close_transport()
+    finally:
+        allow(True)
+        engine.dispose()
+        giftq_db.reset_engine()
+
+    assert (report.claimed, report.sent) == (3, 3)
+    assert events[:4] == ["DATA r0@example.com", "database away", "database back", "DATA r1@example.com"]
+    assert [d.status for d in deliveries(Session, "gift")] == ["sent"] * 3
+    assert len(handler.accepted) == 3

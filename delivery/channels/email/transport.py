@@ -408,7 +408,15 @@ class _LoopThread:
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("send_batch cannot be called from the SMTP loop thread itself")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            # The caller gave up waiting (a task's soft time limit, a timeout): stop the
+            # batch too. Left running, the loop would go on sending messages whose answers
+            # nobody records, and every one of them would be sent again.
+            future.cancel()
+            raise
 
     def stop(self) -> None:
         async def drain() -> None:

@@ -7,9 +7,11 @@ client's address, so "one connection" is what the server saw, not what we claim.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import ssl
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -165,6 +167,33 @@ def test_a_server_too_slow_to_answer_times_out_and_the_batch_goes_on(
     assert [o.accepted for o in outcomes] == [True, False, True]
     assert outcomes[1].failure is not None and outcomes[1].failure.retryable
     assert "timed out" in outcomes[1].failure.detail
+
+
+class _GaveUp(Exception):
+    """What a task's soft time limit raises in the waiting thread."""
+
+
+def test_a_batch_its_caller_gave_up_on_stops_sending(
+    handlers: SimpleNamespace, make_smtp_server: Any, make_transport: Any
+) -> None:
+    recorder = handlers.Slow("r1@example.com", delay=1.0)
+    transport = make_transport(make_smtp_server(recorder), timeout=5)
+
+    def give_up(signum: int, frame: Any) -> None:
+        raise _GaveUp
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)  # while the server sits on r1's DATA
+    try:
+        with pytest.raises(_GaveUp):
+            transport.send_batch(envelopes(5))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    time.sleep(1.5)  # long enough for the rest of the batch, had it gone on
+    # Nobody records the answers of a batch given up on: nothing after the message in
+    # flight may go out, or the retry of those rows would send each one again.
+    assert {r.rcpt_tos for r in recorder.received} <= {("r0@example.com",), ("r1@example.com",)}
 
 
 def test_empty_batch_does_nothing(smtp_server: Any, make_transport: Any) -> None:
