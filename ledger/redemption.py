@@ -23,6 +23,11 @@ the account owner across marketplaces: a guesser does not get a fresh allowance
 per store. Counted failures are recorded in the caller's session before the
 refusal is raised: the caller must commit them to keep the lockout counting.
 :func:`redeem_code` does this for callers that own no session.
+
+On PostgreSQL steps 2 to 6 are one statement, the function ``giftq_redeem``
+(:mod:`ledger.redemption_pg`, migration 0012): one round trip instead of about a dozen.
+SQLite runs them here, statement by statement. Both answer through the same mapping
+(:func:`_refusal`, :func:`_too_many`), so both give the same results and errors.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from giftq.db import utcnow
+from giftq.db import is_sqlite, utcnow
 from giftq.settings import get_settings
 from ledger import idempotency
 from ledger.accounts import check_owner, open_account
@@ -42,14 +47,16 @@ from ledger.errors import (
     AlreadyRedeemed,
     CardNotActive,
     CardVoided,
+    CodeMistyped,
     CodeNotValid,
     RedemptionRefused,
     TooManyAttempts,
     WrongMarketplace,
 )
-from ledger.marketplaces import get_marketplace
+from ledger.marketplaces import Marketplace, get_marketplace
 from ledger.models import Account, AccountKind, Card, CardStatus, Redemption, RedemptionFailure
 from ledger.posting import Leg, post
+from ledger.redemption_pg import call_redeem
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +79,28 @@ def _scopes(account: str, client: str | None) -> list[tuple[str, int]]:
     return scopes
 
 
+def _window() -> dt.timedelta:
+    return dt.timedelta(seconds=get_settings().redeem_window_seconds)
+
+
+def _too_many(scope: str, oldest: dt.datetime, now: dt.datetime) -> TooManyAttempts:
+    retry_after = max(1, int((oldest + _window() - now).total_seconds()) + 1)
+    what = "this account" if scope.startswith("account:") else "this client"
+    return TooManyAttempts(
+        f"too many failed attempts from {what}; try again in {retry_after} s", retry_after=retry_after
+    )
+
+
 def lockout(session: Session, scopes: list[tuple[str, int]], now: dt.datetime) -> TooManyAttempts | None:
     """The refusal to give if too many attempts failed recently, else None."""
-    window = dt.timedelta(seconds=get_settings().redeem_window_seconds)
     for scope, limit in scopes:
         count, oldest = session.execute(
             select(func.count(), func.min(RedemptionFailure.failed_at)).where(
-                RedemptionFailure.scope == scope, RedemptionFailure.failed_at > now - window
+                RedemptionFailure.scope == scope, RedemptionFailure.failed_at > now - _window()
             )
         ).one()
         if count >= limit:
-            retry_after = max(1, int((oldest + window - now).total_seconds()) + 1)
-            what = "this account" if scope.startswith("account:") else "this client"
-            return TooManyAttempts(
-                f"too many failed attempts from {what}; try again in {retry_after} s",
-                retry_after=retry_after,
-            )
+            return _too_many(scope, oldest, now)
     return None
 
 
@@ -95,6 +108,47 @@ def record_failure(session: Session, scopes: list[tuple[str, int]], reason: str,
     session.execute(
         insert(RedemptionFailure), [{"scope": s, "reason": reason, "failed_at": now} for s, _ in scopes]
     )
+
+
+def _refusal(
+    status: str, card_marketplace: str, last4: str, owner: str | None, account: str, market: Marketplace
+) -> RedemptionRefused | None:
+    """What a card in this state answers to a redemption into ``account`` in ``market``; None: go on.
+
+    The one mapping of card states to refusals, for both engines. ``owner`` is the owner
+    of the account a redeemed card went to.
+    """
+    if status == CardStatus.VOIDED:
+        return CardVoided(f"the card ending {last4} was cancelled")
+    if status == CardStatus.REDEEMED:
+        mine = owner == account and card_marketplace == market.code
+        return AlreadyRedeemed(
+            "this card was already added to your balance"
+            if mine
+            else "this card was already redeemed to another account",
+            to_this_account=mine,
+        )
+    if card_marketplace != market.code:
+        return WrongMarketplace(
+            f"this card is for the {get_marketplace(card_marketplace).name} store; it cannot be used in "
+            f"{market.name}",
+            card_marketplace=card_marketplace,
+        )
+    if status == CardStatus.INACTIVE:
+        return CardNotActive("this card is not active yet; it becomes active when it ships")
+    if status != CardStatus.ACTIVE:
+        return CardNotActive(f"this card cannot be redeemed ({status})")
+    return None
+
+
+def _request(lookup: bytes, account: str, market: str) -> dict[str, str]:
+    """What a redemption's idempotency key is bound to: the code (by its lookup hash), account, market."""
+    return {"code_hash": lookup.hex(), "account": account, "marketplace": market}
+
+
+def _earlier_request(card_id: int, account: str, market: str) -> dict[str, object]:
+    """The same, as keys stored before redemptions ran in one statement named it (by card id)."""
+    return {"card_id": card_id, "account": account, "marketplace": market}
 
 
 def redeem(
@@ -109,59 +163,134 @@ def redeem(
     """Move the card's whole value into ``account``'s balance in ``marketplace``, exactly once."""
     market = get_marketplace(marketplace)
     check_owner(account)
+    idempotency.check_key(idempotency_key)
     now = utcnow()
     scopes = _scopes(account, client)
-    locked = lockout(session, scopes, now)
     try:
         claim = ClaimCode.parse(code)
-        lookup = get_vault().lookup_hash(claim.normalized)
-        card = session.execute(
-            select(Card)
-            .where(Card.code_hash == lookup)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one_or_none()
-        if card is None:
-            raise CodeNotValid("this is not a valid gift card code")
-    except RedemptionRefused as refusal:
+    except CodeMistyped:
+        locked = lockout(session, scopes, now)
         if locked is not None:
-            raise locked from None  # a locked-out guesser learns nothing, and adds no count
-        if refusal.counts_as_failure:
-            record_failure(session, scopes, refusal.reason, now)
+            raise locked from None  # a locked-out guesser learns nothing
         raise
+    lookup = get_vault().lookup_hash(claim.normalized)
+    if is_sqlite(session):
+        return _redeem_here(session, lookup, account, market, idempotency_key, scopes, now)
+    return _redeem_in_database(session, lookup, account, market, idempotency_key, scopes, now)
 
-    request = {"card_id": card.id, "account": account, "marketplace": market.code}
-    replay = idempotency.lookup(session, idempotency_key, "redeem", request)
+
+def _redeem_in_database(
+    session: Session,
+    lookup: bytes,
+    account: str,
+    market: Marketplace,
+    key: str,
+    scopes: list[tuple[str, int]],
+    now: dt.datetime,
+) -> RedemptionResult:
+    """PostgreSQL: the steps below in one statement (``giftq_redeem``), its answer mapped here."""
+    answer = call_redeem(
+        session,
+        code_hash=lookup,
+        account=account,
+        marketplace=market.code,
+        currency=market.currency,
+        key=key,
+        digest=idempotency.digest("redeem", _request(lookup, account, market.code)),
+        scopes=scopes,
+        failure_reason=CodeNotValid.reason,
+        now=now,
+        window=_window(),
+    )
+    outcome = answer.outcome
+    if outcome == "redeemed":
+        assert answer.card_id is not None and answer.amount is not None and answer.currency is not None
+        assert answer.transaction_id is not None and answer.balance_after is not None
+        _forget(session, Card, answer.card_id)
+        _forget(session, Account, answer.wallet_id)
+        return RedemptionResult(
+            card_id=answer.card_id,
+            account=account,
+            marketplace=market.code,
+            amount=answer.amount,
+            currency=answer.currency,
+            balance_after=answer.balance_after,
+            transaction_id=answer.transaction_id,
+            redeemed_at=now.isoformat(),
+        )
+    if outcome == "locked":
+        assert answer.locked_scope is not None and answer.locked_since is not None
+        raise _too_many(answer.locked_scope, answer.locked_since, now)
+    if outcome == "not_valid":
+        raise CodeNotValid("this is not a valid gift card code")
+    if outcome == "seen":
+        assert answer.card_id is not None
+        assert answer.stored_operation is not None and answer.stored_digest is not None
+        replay = idempotency.first_result(
+            key,
+            "redeem",
+            _request(lookup, account, market.code),
+            answer.stored_operation,
+            answer.stored_digest,
+            answer.stored_result,
+            _earlier_request(answer.card_id, account, market.code),
+        )
+        return RedemptionResult(**replay)  # a retried success stays a success, lockout or not
+    assert outcome == "refused", outcome
+    assert answer.status is not None and answer.card_marketplace is not None and answer.last4 is not None
+    refusal = _refusal(answer.status, answer.card_marketplace, answer.last4, answer.owner, account, market)
+    assert refusal is not None, "the function refused a card the ledger would redeem"
+    raise refusal
+
+
+def _forget(session: Session, model: type[Card] | type[Account], row_id: int | None) -> None:
+    """Expire the caller's copy of a row the function changed, if the session holds one."""
+    held = session.identity_map.get(session.identity_key(model, row_id)) if row_id is not None else None
+    if held is not None:
+        session.expire(held)
+
+
+def _redeem_here(
+    session: Session,
+    lookup: bytes,
+    account: str,
+    market: Marketplace,
+    key: str,
+    scopes: list[tuple[str, int]],
+    now: dt.datetime,
+) -> RedemptionResult:
+    """SQLite: the steps of the module docstring, statement by statement."""
+    locked = lockout(session, scopes, now)
+    card = session.execute(
+        select(Card).where(Card.code_hash == lookup).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if card is None:
+        if locked is not None:
+            raise locked  # a locked-out guesser learns nothing, and adds no count
+        record_failure(session, scopes, CodeNotValid.reason, now)
+        raise CodeNotValid("this is not a valid gift card code")
+
+    request = _request(lookup, account, market.code)
+    replay = idempotency.lookup(
+        session, key, "redeem", request, earlier_form=_earlier_request(card.id, account, market.code)
+    )
     if replay is not None:
         return RedemptionResult(**replay)  # a retried success stays a success, lockout or not
     if locked is not None:
         raise locked
 
-    if card.status == CardStatus.VOIDED:
-        raise CardVoided(f"the card ending {card.code_last4} was cancelled")
+    owner = None
     if card.status == CardStatus.REDEEMED:
         owner = session.execute(
             select(Account.owner)
             .join(Redemption, Redemption.wallet_account_id == Account.id)
             .where(Redemption.card_id == card.id)
         ).scalar_one()
-        mine = owner == account and card.marketplace == market.code
-        raise AlreadyRedeemed(
-            "this card was already added to your balance"
-            if mine
-            else "this card was already redeemed to another account",
-            to_this_account=mine,
-        )
-    if card.marketplace != market.code:
-        raise WrongMarketplace(
-            f"this card is for the {get_marketplace(card.marketplace).name} store; it cannot be used in "
-            f"{market.name}",
-            card_marketplace=card.marketplace,
-        )
-    if card.status == CardStatus.INACTIVE:
-        raise CardNotActive("this card is not active yet; it becomes active when it ships")
+    refusal = _refusal(card.status, card.marketplace, card.code_last4, owner, account, market)
+    if refusal is not None:
+        raise refusal
 
-    idempotency.claim(session, idempotency_key, "redeem", request)
+    idempotency.claim(session, key, "redeem", request)
     wallet_id = open_account(session, AccountKind.WALLET, market.code, account)
     txn_id = post(
         session,
@@ -186,7 +315,7 @@ def redeem(
         transaction_id=txn_id,
         redeemed_at=now.isoformat(),
     )
-    idempotency.complete(session, idempotency_key, asdict(result))
+    idempotency.complete(session, key, asdict(result))
     return result
 
 

@@ -1,0 +1,82 @@
+"""A redemption on PostgreSQL: one call of the server-side function ``giftq_redeem``.
+
+The function (migration 0012) does the steps of :mod:`ledger.redemption` in one
+round trip and answers with a row of facts; :mod:`ledger.redemption` turns the row
+into the same result or typed error as its Python path on SQLite. Through the ORM the
+same work was about a dozen statements and 4-7 ms of Python per redemption.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, NamedTuple
+
+from sqlalchemy.orm import Session
+
+_CALL = (
+    "SELECT * FROM giftq_redeem(%(code_hash)s, %(account)s, %(marketplace)s, %(currency)s, %(key)s,"
+    " %(digest)s, %(scopes)s, %(limits)s, %(failure_reason)s, %(now)s, %(window_start)s,"
+    " %(redeemed_at)s)"
+)
+
+
+class Answer(NamedTuple):
+    """The function's answer (its OUT parameters, in order)."""
+
+    outcome: str
+    """``redeemed``, ``seen`` (the key is stored), ``locked``, ``not_valid`` or ``refused``."""
+    card_id: int | None
+    wallet_id: int | None
+    status: str | None
+    card_marketplace: str | None
+    last4: str | None
+    owner: str | None
+    amount: int | None
+    currency: str | None
+    balance_after: int | None
+    transaction_id: int | None
+    locked_scope: str | None
+    locked_since: dt.datetime | None
+    stored_operation: str | None
+    stored_digest: str | None
+    stored_result: dict[str, Any] | None
+
+
+def call_redeem(
+    session: Session,
+    *,
+    code_hash: bytes,
+    account: str,
+    marketplace: str,
+    currency: str,
+    key: str,
+    digest: str,
+    scopes: list[tuple[str, int]],
+    failure_reason: str,
+    now: dt.datetime,
+    window: dt.timedelta,
+) -> Answer:
+    """Run ``giftq_redeem`` in the session's transaction (its writes commit with the caller's)."""
+    session.flush()  # anything the caller added goes in before the function reads
+    row = (
+        session.connection()
+        .exec_driver_sql(
+            _CALL,
+            {
+                "code_hash": code_hash,
+                "account": account,
+                "marketplace": marketplace,
+                "currency": currency,
+                "key": key,
+                "digest": digest,
+                "scopes": [scope for scope, _ in scopes],
+                "limits": [limit for _, limit in scopes],
+                "failure_reason": failure_reason,
+                "now": now,
+                "window_start": now - window,
+                "redeemed_at": now.isoformat(),
+            },
+        )
+        .one()
+    )
+    return Answer(*row)
