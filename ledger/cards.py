@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from giftq.db import utcnow
 from ledger import idempotency
 from ledger.accounts import funding_account
-from ledger.codes import ClaimCode, Sealed, get_vault
+from ledger.codes import ClaimCode, Sealed, code_text, get_vault
 from ledger.errors import InvalidRequest, InvalidState, NotFound
 from ledger.marketplaces import get_marketplace
 from ledger.models import Account, AccountKind, Card, CardStatus
@@ -113,7 +113,9 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
     now = utcnow()
     vault = get_vault()
     markets = [get_marketplace(s.marketplace) for s in checked]
-    codes = [ClaimCode.generate() for _ in checked]
+    codes = code_text.generate_many(len(checked))
+    lookups = [vault.lookup_hash(code) for code in codes]
+    key_id, blobs = vault.seal_many(codes, lookups)
     account_ids = insert_many(
         session,
         Account,
@@ -129,26 +131,25 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
             for m in markets
         ],
     )
-    card_rows = []
-    for spec, market, code, account_id in zip(checked, markets, codes, account_ids, strict=True):
-        lookup = vault.lookup_hash(code.normalized)
-        sealed = vault.seal(code.normalized, lookup)
-        card_rows.append(
-            {
-                "account_id": account_id,
-                "marketplace": market.code,
-                "currency": market.currency,
-                "amount": spec.amount,
-                "status": (CardStatus.ACTIVE if spec.active else CardStatus.INACTIVE).value,
-                "code_hash": lookup,
-                "code_key_id": sealed.key_id,
-                "code_ciphertext": sealed.blob,
-                "code_last4": code.last4,
-                "reference": spec.reference,
-                "issued_at": now,
-                "activated_at": now if spec.active else None,
-            }
+    card_rows = [
+        {
+            "account_id": account_id,
+            "marketplace": market.code,
+            "currency": market.currency,
+            "amount": spec.amount,
+            "status": (CardStatus.ACTIVE if spec.active else CardStatus.INACTIVE).value,
+            "code_hash": lookup,
+            "code_key_id": key_id,
+            "code_ciphertext": blob,
+            "code_last4": code[-4:],
+            "reference": spec.reference,
+            "issued_at": now,
+            "activated_at": now if spec.active else None,
+        }
+        for spec, market, code, lookup, blob, account_id in zip(
+            checked, markets, codes, lookups, blobs, account_ids, strict=True
         )
+    ]
     card_ids = insert_many(session, Card, card_rows)
 
     per_market: dict[str, int] = defaultdict(int)
@@ -163,7 +164,7 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
 
     idempotency.complete(session, idempotency_key, {"card_ids": card_ids})
     return [
-        IssuedCard(cid, m.code, m.currency, s.amount, str(row["status"]), code.last4, code)
+        IssuedCard(cid, m.code, m.currency, s.amount, str(row["status"]), code[-4:], ClaimCode(code))
         for cid, m, s, row, code in zip(card_ids, markets, checked, card_rows, codes, strict=True)
     ]
 

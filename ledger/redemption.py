@@ -328,8 +328,23 @@ def redeem_code(
     idempotency_key: str,
     client: str | None = None,
 ) -> RedemptionResult:
-    """:func:`redeem` in a transaction of its own that keeps failure records on a refusal."""
+    """:func:`redeem` in a transaction of its own that keeps failure records on a refusal.
+
+    On PostgreSQL the redemption is one statement, so it runs as its own transaction
+    (autocommit): one round trip, with no BEGIN and COMMIT around it. What the statement
+    wrote commits with it, a refusal's failure records included, exactly as below.
+    """
     with session_maker() as session:
+        if not is_sqlite(session):
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return redeem(
+                session,
+                code,
+                account=account,
+                marketplace=marketplace,
+                idempotency_key=idempotency_key,
+                client=client,
+            )
         session.begin()
         try:
             result = redeem(
