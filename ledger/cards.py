@@ -24,7 +24,7 @@ from ledger.errors import InvalidRequest, InvalidState, NotFound
 from ledger.marketplaces import get_marketplace
 from ledger.models import Account, AccountKind, Card, CardStatus
 from ledger.posting import Leg, check_amount, post
-from ledger.sqlutil import insert_many
+from ledger.sqlutil import copy_many
 
 MAX_CARD_AMOUNT = 10**9
 """A sanity ceiling (ten million dollars in cents): anything above is a unit mistake."""
@@ -116,7 +116,7 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
     codes = code_text.generate_many(len(checked))
     lookups = [vault.lookup_hash(code) for code in codes]
     key_id, blobs = vault.seal_many(codes, lookups)
-    account_ids = insert_many(
+    account_ids = copy_many(
         session,
         Account,
         [
@@ -150,7 +150,7 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
             checked, markets, codes, lookups, blobs, account_ids, strict=True
         )
     ]
-    card_ids = insert_many(session, Card, card_rows)
+    card_ids = copy_many(session, Card, card_rows)
 
     per_market: dict[str, int] = defaultdict(int)
     legs = []

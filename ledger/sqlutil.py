@@ -65,3 +65,41 @@ def insert_many(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
         " ORDER BY ordinality RETURNING id"
     )
     return sorted(session.connection().exec_driver_sql(statement, arrays).scalars().all())
+
+
+COPY_FROM_ROWS = 50
+"""From this many rows on, :func:`copy_many` uses COPY on PostgreSQL; below, one INSERT is cheaper."""
+
+
+def copy_many(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """:func:`insert_many` through ``COPY`` on PostgreSQL for batches: the ids, in order of ``rows``.
+
+    The ids are drawn from the table's sequence first (one statement), then the rows go
+    in with them through one ``COPY``, which fires the same triggers, checks and foreign
+    keys as an INSERT (a statement-level trigger once per COPY). Against the array
+    INSERT it saves dumping every column as an array in Python, which was most of a
+    bulk issuance's client time. Small batches and SQLite go through :func:`insert_many`.
+    """
+    if len(rows) < COPY_FROM_ROWS or is_sqlite(session):
+        return insert_many(session, model, rows)
+    table = model.__table__
+    dialect = session.get_bind().dialect
+    names = list(rows[0])
+    processors = [(name, table.c[name].type.bind_processor(dialect)) for name in names]
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    ids = [
+        row[0]
+        for row in driver.execute(
+            "SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) s,"
+            " generate_series(1, %s)",
+            (table.name, len(rows)),
+        )
+    ]
+    columns = ", ".join(["id", *names])
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+        for row_id, row in zip(ids, rows, strict=True):
+            copy.write_row(
+                [row_id, *(process(row[name]) if process else row[name] for name, process in processors)]
+            )
+    return ids

@@ -30,6 +30,12 @@ What it does, in the order of :mod:`ledger.redemption` (whose docstring says why
 
 Nothing in the answer is a code. SQLite keeps the Python path (one process writes at a
 time there; round trips cost nothing).
+
+Also on PostgreSQL: ``ledger_accounts`` pages are filled to half (``fillfactor``), so that
+the entries trigger's balance update finds room on the row's own page and is a HOT
+update, which writes no index entries. Every issued card's account is inserted and
+then updated once in the same transaction; without the room, each update wrote a new
+entry in both of the table's indexes, a third of the trigger's time in a bulk issue.
 """
 
 from __future__ import annotations
@@ -186,8 +192,10 @@ END $$
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(REDEEM_FUNCTION)
+        op.execute("ALTER TABLE ledger_accounts SET (fillfactor = 50)")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE ledger_accounts RESET (fillfactor)")
         op.execute("DROP FUNCTION IF EXISTS giftq_redeem")
