@@ -188,8 +188,9 @@ def code_costs(cards: int = 50_000) -> Row:
         goal=f"< {GOAL_CODE_MICROSECONDS:g} us",
         met=per_card < GOAL_CODE_MICROSECONDS,
         detail=(
-            f"generate {(generated - began) / cards * 1e6:.1f} us, HMAC {(hashed - generated) / cards * 1e6:.1f}"
-            f" us, AES-GCM {(sealed - hashed) / cards * 1e6:.1f} us"
+            f"generate {(generated - began) / cards * 1e6:.1f} us,"
+            f" HMAC {(hashed - generated) / cards * 1e6:.1f} us,"
+            f" AES-GCM {(sealed - hashed) / cards * 1e6:.1f} us"
         ),
     )
 
@@ -200,7 +201,9 @@ def code_costs(cards: int = 50_000) -> Row:
 def pgbench_anchor(admin_url: str = DEFAULT_POSTGRES_URL, seconds: int = 15) -> tuple[Row, float]:
     """pgbench TPC-B, 8 clients, -j 2, scale 8: the row and its tps."""
     anchor = pgbench_tps(admin_url, clients=8, threads=2, seconds=seconds, scale=8)
-    return Row("pgbench TPC-B, 8 clients, -j 2, scale 8 (anchor)", f"{anchor.tps:,.0f} tps", "1.00"), anchor.tps
+    return Row(
+        "pgbench TPC-B, 8 clients, -j 2, scale 8 (anchor)", f"{anchor.tps:,.0f} tps", "1.00"
+    ), anchor.tps
 
 
 def _redeemer(job: Job, ready: Any, start: Any, results: Any) -> None:
@@ -301,17 +304,36 @@ def copy_anchor(url: str, cards: int, chunk: int) -> float:
         txn = start // chunk + 1
         accounts = [(i, "card", "US", "USD", None, 5000, now) for i in ids]
         card_rows = [
-            (i, i, "US", "USD", 5000, "active", os.urandom(32), "bench", os.urandom(45), "ABCD", None, now, now)
+            (
+                i,
+                i,
+                "US",
+                "USD",
+                5000,
+                "active",
+                os.urandom(32),
+                "bench",
+                os.urandom(45),
+                "ABCD",
+                None,
+                now,
+                now,
+            )
             for i in ids
         ]
-        entries = [(i, txn, i, "USD", 5000, now) for i in ids] + [(next_id + n, txn, 0, "USD", -5000 * n, now)]
+        entries = [(i, txn, i, "USD", 5000, now) for i in ids] + [
+            (next_id + n, txn, 0, "USD", -5000 * n, now)
+        ]
         batches.append((txn, accounts, card_rows, entries))
         next_id += n + 1
     began = time.perf_counter()
     with psycopg.connect(plain) as conn:
         for txn, accounts, card_rows, entries in batches:
             with conn.transaction(), conn.cursor() as cur:
-                cur.execute("INSERT INTO anchor_transactions (id, kind, posted_at) VALUES (%s, 'issue', %s)", (txn, now))
+                cur.execute(
+                    "INSERT INTO anchor_transactions (id, kind, posted_at) VALUES (%s, 'issue', %s)",
+                    (txn, now),
+                )
                 for copy_sql, rows in (
                     (
                         "COPY anchor_accounts (id, kind, marketplace, currency, owner, balance, created_at)",
@@ -322,7 +344,10 @@ def copy_anchor(url: str, cards: int, chunk: int) -> float:
                         " code_key_id, code_ciphertext, code_last4, reference, issued_at, activated_at)",
                         card_rows,
                     ),
-                    ("COPY anchor_entries (id, transaction_id, account_id, currency, amount, posted_at)", entries),
+                    (
+                        "COPY anchor_entries (id, transaction_id, account_id, currency, amount, posted_at)",
+                        entries,
+                    ),
                 ):
                     with cur.copy(f"{copy_sql} FROM STDIN") as copy:
                         for row in rows:
@@ -394,7 +419,9 @@ def run_issuers(
         results = _run_processes(_issuer, jobs)
     began, ended = min(r[0] for r in results), max(r[1] for r in results)
     rate = sum(r[2] for r in results) / (ended - began)
-    return Row(f"issuance, {issuers} issuer{'s' if issuers > 1 else ''}, {chunk} per call", f"{rate:,.0f} cards/s"), rate
+    return Row(
+        f"issuance, {issuers} issuer{'s' if issuers > 1 else ''}, {chunk} per call", f"{rate:,.0f} cards/s"
+    ), rate
 
 
 # --- the run ------------------------------------------------------------------------------------

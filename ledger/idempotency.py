@@ -56,7 +56,13 @@ def lookup(
     if record is None:
         return None
     return first_result(
-        key, operation, request, record.operation, record.request_digest, record.result, earlier_form
+        key,
+        operation,
+        request,
+        stored_operation=record.operation,
+        stored_digest=record.request_digest,
+        stored_result=record.result,
+        earlier_form=earlier_form,
     )
 
 
@@ -64,6 +70,7 @@ def first_result(
     key: str,
     operation: str,
     request: Mapping[str, Any],
+    *,
     stored_operation: str,
     stored_digest: str,
     stored_result: Mapping[str, Any] | None,

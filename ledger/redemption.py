@@ -111,7 +111,7 @@ def record_failure(session: Session, scopes: list[tuple[str, int]], reason: str,
 
 
 def _refusal(
-    status: str, card_marketplace: str, last4: str, owner: str | None, account: str, market: Marketplace
+    status: str, *, card_marketplace: str, last4: str, owner: str | None, account: str, market: Marketplace
 ) -> RedemptionRefused | None:
     """What a card in this state answers to a redemption into ``account`` in ``market``; None: go on.
 
@@ -141,14 +141,25 @@ def _refusal(
     return None
 
 
-def _request(lookup: bytes, account: str, market: str) -> dict[str, str]:
-    """What a redemption's idempotency key is bound to: the code (by its lookup hash), account, market."""
-    return {"code_hash": lookup.hex(), "account": account, "marketplace": market}
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One redemption attempt, checked: what both engines' paths work from."""
 
+    lookup: bytes
+    """The code's lookup hash (the code itself goes no further)."""
+    account: str
+    market: Marketplace
+    key: str
+    scopes: list[tuple[str, int]]
+    now: dt.datetime
 
-def _earlier_request(card_id: int, account: str, market: str) -> dict[str, object]:
-    """The same, as keys stored before redemptions ran in one statement named it (by card id)."""
-    return {"card_id": card_id, "account": account, "marketplace": market}
+    def request(self) -> dict[str, str]:
+        """What the idempotency key is bound to: the code (by its lookup hash), account, market."""
+        return {"code_hash": self.lookup.hex(), "account": self.account, "marketplace": self.market.code}
+
+    def earlier_request(self, card_id: int) -> dict[str, object]:
+        """The same, as keys stored before redemptions ran in one statement named it (by card id)."""
+        return {"card_id": card_id, "account": self.account, "marketplace": self.market.code}
 
 
 def redeem(
@@ -173,31 +184,26 @@ def redeem(
         if locked is not None:
             raise locked from None  # a locked-out guesser learns nothing
         raise
-    lookup = get_vault().lookup_hash(claim.normalized)
+    attempt = _Attempt(
+        get_vault().lookup_hash(claim.normalized), account, market, idempotency_key, scopes, now
+    )
     if is_sqlite(session):
-        return _redeem_here(session, lookup, account, market, idempotency_key, scopes, now)
-    return _redeem_in_database(session, lookup, account, market, idempotency_key, scopes, now)
+        return _redeem_here(session, attempt)
+    return _redeem_in_database(session, attempt)
 
 
-def _redeem_in_database(
-    session: Session,
-    lookup: bytes,
-    account: str,
-    market: Marketplace,
-    key: str,
-    scopes: list[tuple[str, int]],
-    now: dt.datetime,
-) -> RedemptionResult:
+def _redeem_in_database(session: Session, attempt: _Attempt) -> RedemptionResult:
     """PostgreSQL: the steps below in one statement (``giftq_redeem``), its answer mapped here."""
+    account, market, now = attempt.account, attempt.market, attempt.now
     answer = call_redeem(
         session,
-        code_hash=lookup,
+        code_hash=attempt.lookup,
         account=account,
         marketplace=market.code,
         currency=market.currency,
-        key=key,
-        digest=idempotency.digest("redeem", _request(lookup, account, market.code)),
-        scopes=scopes,
+        key=attempt.key,
+        digest=idempotency.digest("redeem", attempt.request()),
+        scopes=attempt.scopes,
         failure_reason=CodeNotValid.reason,
         now=now,
         window=_window(),
@@ -227,18 +233,25 @@ def _redeem_in_database(
         assert answer.card_id is not None
         assert answer.stored_operation is not None and answer.stored_digest is not None
         replay = idempotency.first_result(
-            key,
+            attempt.key,
             "redeem",
-            _request(lookup, account, market.code),
-            answer.stored_operation,
-            answer.stored_digest,
-            answer.stored_result,
-            _earlier_request(answer.card_id, account, market.code),
+            attempt.request(),
+            stored_operation=answer.stored_operation,
+            stored_digest=answer.stored_digest,
+            stored_result=answer.stored_result,
+            earlier_form=attempt.earlier_request(answer.card_id),
         )
         return RedemptionResult(**replay)  # a retried success stays a success, lockout or not
     assert outcome == "refused", outcome
     assert answer.status is not None and answer.card_marketplace is not None and answer.last4 is not None
-    refusal = _refusal(answer.status, answer.card_marketplace, answer.last4, answer.owner, account, market)
+    refusal = _refusal(
+        answer.status,
+        card_marketplace=answer.card_marketplace,
+        last4=answer.last4,
+        owner=answer.owner,
+        account=account,
+        market=market,
+    )
     assert refusal is not None, "the function refused a card the ledger would redeem"
     raise refusal
 
@@ -250,19 +263,21 @@ def _forget(session: Session, model: type[Card] | type[Account], row_id: int | N
         session.expire(held)
 
 
-def _redeem_here(
-    session: Session,
-    lookup: bytes,
-    account: str,
-    market: Marketplace,
-    key: str,
-    scopes: list[tuple[str, int]],
-    now: dt.datetime,
-) -> RedemptionResult:
+def _redeem_here(session: Session, attempt: _Attempt) -> RedemptionResult:
     """SQLite: the steps of the module docstring, statement by statement."""
+    account, market, key, scopes, now = (
+        attempt.account,
+        attempt.market,
+        attempt.key,
+        attempt.scopes,
+        attempt.now,
+    )
     locked = lockout(session, scopes, now)
     card = session.execute(
-        select(Card).where(Card.code_hash == lookup).with_for_update().execution_options(populate_existing=True)
+        select(Card)
+        .where(Card.code_hash == attempt.lookup)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if card is None:
         if locked is not None:
@@ -270,9 +285,9 @@ def _redeem_here(
         record_failure(session, scopes, CodeNotValid.reason, now)
         raise CodeNotValid("this is not a valid gift card code")
 
-    request = _request(lookup, account, market.code)
+    request = attempt.request()
     replay = idempotency.lookup(
-        session, key, "redeem", request, earlier_form=_earlier_request(card.id, account, market.code)
+        session, key, "redeem", request, earlier_form=attempt.earlier_request(card.id)
     )
     if replay is not None:
         return RedemptionResult(**replay)  # a retried success stays a success, lockout or not
@@ -286,7 +301,14 @@ def _redeem_here(
             .join(Redemption, Redemption.wallet_account_id == Account.id)
             .where(Redemption.card_id == card.id)
         ).scalar_one()
-    refusal = _refusal(card.status, card.marketplace, card.code_last4, owner, account, market)
+    refusal = _refusal(
+        card.status,
+        card_marketplace=card.marketplace,
+        last4=card.code_last4,
+        owner=owner,
+        account=account,
+        market=market,
+    )
     if refusal is not None:
         raise refusal
 

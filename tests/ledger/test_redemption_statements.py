@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -28,9 +28,10 @@ def wire(engine: Any) -> Iterator[list[str]]:
     """
     sent: list[str] = []
     traces: dict[int, Any] = {}
+    files = ExitStack()
 
     def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        trace = tempfile.TemporaryFile()
+        trace = files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - the stack closes it
         dbapi_connection.pgconn.trace(trace.fileno())
         traces[id(dbapi_connection)] = trace
 
@@ -44,12 +45,12 @@ def wire(engine: Any) -> Iterator[list[str]]:
             fields = line.split("\t")
             if len(fields) > 3 and fields[1] == "F" and fields[3] in ("Query", "Parse"):
                 sent.append(fields[4].strip())
-        trace.close()
 
     event.listen(engine, "checkout", checkout)
     event.listen(engine, "checkin", checkin)
     try:
-        yield sent
+        with files:
+            yield sent
     finally:
         event.remove(engine, "checkout", checkout)
         event.remove(engine, "checkin", checkin)
@@ -68,7 +69,11 @@ def test_a_redemption_is_one_statement_on_postgresql(books) -> None:
     # A refusal is one statement too, and its failure record is kept (committed with it).
     with wire(engine) as sent, pytest.raises(CodeNotValid):
         redeem_code(
-            books.Session, ClaimCode.generate().reveal(), account="ada", marketplace="US", idempotency_key="r-2"
+            books.Session,
+            ClaimCode.generate().reveal(),
+            account="ada",
+            marketplace="US",
+            idempotency_key="r-2",
         )
     assert len(sent) == 1 and "giftq_redeem" in sent[0], sent
     assert books.counts()["failures"] == 1
