@@ -9,8 +9,10 @@ the same time never wait on each other.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -102,6 +104,11 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
     """Issue every card in ``specs`` in one transaction; the codes come back once, here."""
     if not specs:
         raise InvalidRequest("specs is empty: nothing to issue")
+    with _collector_paused():
+        return _issue(session, specs, idempotency_key)
+
+
+def _issue(session: Session, specs: Sequence[CardSpec], idempotency_key: str) -> list[IssuedCard]:
     checked = [_validate(spec, i) for i, spec in enumerate(specs)]
     request = {
         "cards": [[s.marketplace.upper(), s.amount, s.active, s.reference] for s in checked],
@@ -112,9 +119,10 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
 
     now = utcnow()
     vault = get_vault()
-    markets = [get_marketplace(s.marketplace) for s in checked]
+    market_of = {code: get_marketplace(code) for code in {s.marketplace for s in checked}}
+    markets = [market_of[s.marketplace] for s in checked]
     codes = code_text.generate_many(len(checked))
-    lookups = [vault.lookup_hash(code) for code in codes]
+    lookups = vault.lookup_hashes(codes)
     key_id, blobs = vault.seal_many(codes, lookups)
     account_ids = copy_many(
         session,
@@ -167,6 +175,23 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
         IssuedCard(cid, m.code, m.currency, s.amount, str(row["status"]), code[-4:], ClaimCode(code))
         for cid, m, s, row, code in zip(card_ids, markets, checked, card_rows, codes, strict=True)
     ]
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for one issuance, as it was before after it.
+
+    A batch of 5,000 cards allocates some 100,000 objects that live until the call
+    returns; the collector took them for long-lived and ran full collections over the
+    whole process, a third of the issuing process's CPU. None of them is in a cycle.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _load_issued(session: Session, card_ids: list[int]) -> list[IssuedCard]:

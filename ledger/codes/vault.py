@@ -47,6 +47,11 @@ class CodeVault:
     def lookup_hash(self, normalized: str) -> bytes:
         return hmac.digest(self._pepper, normalized.encode("ascii"), "sha256")
 
+    def lookup_hashes(self, normalized: list[str]) -> list[bytes]:
+        """:meth:`lookup_hash` for a batch."""
+        pepper = self._pepper
+        return [hmac.digest(pepper, code.encode("ascii"), "sha256") for code in normalized]
+
     def seal(self, normalized: str, lookup_hash: bytes) -> Sealed:
         nonce = os.urandom(_NONCE)
         blob = self._ciphers[self._active].encrypt(nonce, normalized.encode("ascii"), lookup_hash)
