@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
+from ledger.sqlutil import database_errors, driver_connection
+
 _CALL = (
     "SELECT * FROM giftq_redeem(%(code_hash)s, %(account)s, %(marketplace)s, %(currency)s, %(key)s,"
     " %(digest)s, %(scopes)s, %(limits)s, %(failure_reason)s, %(now)s, %(window_start)s,"
@@ -61,24 +63,27 @@ def call_redeem(
     # The driver's own cursor: SQLAlchemy's result wrapping of the 17 columns cost more
     # client CPU than the rest of the call (the statement is prepared by psycopg after
     # its fifth run on a connection).
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
-    row = driver.execute(
-        _CALL,
-        {
-            "code_hash": code_hash,
-            "account": account,
-            "marketplace": marketplace,
-            "currency": currency,
-            "key": key,
-            "digest": digest,
-            "scopes": [scope for scope, _ in scopes],
-            "limits": [limit for _, limit in scopes],
-            "failure_reason": failure_reason,
-            "now": now,
-            "window_start": now - window,
-            "redeemed_at": now.isoformat(),
-        },
-    ).fetchone()
+    with database_errors(session, _CALL):
+        row = (
+            driver_connection(session)
+            .execute(
+                _CALL,
+                {
+                    "code_hash": code_hash,
+                    "account": account,
+                    "marketplace": marketplace,
+                    "currency": currency,
+                    "key": key,
+                    "digest": digest,
+                    "scopes": [scope for scope, _ in scopes],
+                    "limits": [limit for _, limit in scopes],
+                    "failure_reason": failure_reason,
+                    "now": now,
+                    "window_start": now - window,
+                    "redeemed_at": now.isoformat(),
+                },
+            )
+            .fetchone()
+        )
     assert row is not None
     return Answer(*row)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from giftq.db import is_sqlite
@@ -88,21 +90,40 @@ def copy_many(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> l
     columns = [
         _column(table.c[name].type.bind_processor(dialect), [row[name] for row in rows]) for name in names
     ]
+    driver = driver_connection(session)
+    statement = f"COPY {table.name} ({', '.join(['id', *names])}) FROM STDIN (FORMAT BINARY)"
+    with database_errors(session, statement):
+        drawn = driver.execute(
+            "SELECT array(SELECT nextval(s.seq) FROM generate_series(1, %s))"
+            " FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) s",
+            (len(rows), table.name),
+        ).fetchone()
+        assert drawn is not None
+        ids: list[int] = drawn[0]
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(["int8", *(_COPY_TYPES[type(table.c[name].type).__name__] for name in names)])
+            for row in zip(ids, *columns, strict=True):
+                copy.write_row(row)
+    return ids
+
+
+def driver_connection(session: Session) -> Any:
+    """The driver's connection under the session's (in its transaction), for what SQLAlchemy
+    cannot say as cheaply: COPY, and a call whose answer needs no result objects."""
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    drawn = driver.execute(
-        "SELECT array(SELECT nextval(s.seq) FROM generate_series(1, %s))"
-        " FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) s",
-        (len(rows), table.name),
-    ).fetchone()
-    assert drawn is not None
-    ids: list[int] = drawn[0]
-    statement = f"COPY {table.name} ({', '.join(['id', *names])}) FROM STDIN (FORMAT BINARY)"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.set_types(["int8", *(_COPY_TYPES[type(table.c[name].type).__name__] for name in names)])
-        for row in zip(ids, *columns, strict=True):
-            copy.write_row(row)
-    return ids
+    return driver
+
+
+@contextmanager
+def database_errors(session: Session, statement: str) -> Iterator[None]:
+    """The driver's errors raised as SQLAlchemy raises them (``IntegrityError``, ...), so that
+    callers see the same exceptions whichever way a statement went. Parameters are left out."""
+    dbapi = session.get_bind().dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as error:
+        raise DBAPIError.instance(statement, None, error, dbapi.Error, hide_parameters=True) from error
 
 
 def _column(process: Any, values: list[Any]) -> list[Any]:
