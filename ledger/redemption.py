@@ -258,7 +258,9 @@ def _redeem_in_database(session: Session, attempt: _Attempt) -> RedemptionResult
 
 def _forget(session: Session, model: type[Card] | type[Account], row_id: int | None) -> None:
     """Expire the caller's copy of a row the function changed, if the session holds one."""
-    held = session.identity_map.get(session.identity_key(model, row_id)) if row_id is not None else None
+    if row_id is None or not session.identity_map:
+        return
+    held = session.identity_map.get(session.identity_key(model, row_id))
     if held is not None:
         session.expire(held)
 
@@ -326,6 +328,7 @@ def _redeem_here(session: Session, attempt: _Attempt) -> RedemptionResult:
     card.status = CardStatus.REDEEMED.value
     card.redeemed_at = now
     session.flush()
+    _forget(session, Account, wallet_id)  # the entries trigger changed its balance
     balance_after = session.execute(select(Account.balance).where(Account.id == wallet_id)).scalar_one()
     result = RedemptionResult(
         card_id=card.id,

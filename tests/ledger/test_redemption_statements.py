@@ -9,13 +9,13 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select
 
 from giftq.db import utcnow
-from ledger import ClaimCode, redeem_code
+from ledger import ClaimCode, redeem, redeem_code
 from ledger.errors import CodeNotValid, IdempotencyConflict
 from ledger.idempotency import digest
-from ledger.models import IdempotencyRecord
+from ledger.models import Account, Card, IdempotencyRecord
 
 postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -109,3 +109,14 @@ def test_a_key_stored_by_card_id_still_replays(books) -> None:
     assert books.redeem(card.code.reveal(), "ada", key="r-old") == first
     with pytest.raises(IdempotencyConflict):
         books.redeem(card.code.reveal(), "bob", key="r-old")
+
+
+def test_the_callers_copy_of_the_card_and_wallet_is_current_after_a_redemption(books) -> None:
+    card = books.issue_one(500)
+    books.fund("ada", 100)
+    with books.Session.begin() as session:
+        row = session.get(Card, card.card_id)
+        wallet = session.scalars(select(Account).where(Account.owner == "ada")).one()
+        assert (row.status, wallet.balance) == ("active", 100)
+        redeem(session, card.code.reveal(), account="ada", marketplace="US", idempotency_key="r-ada")
+        assert (row.status, wallet.balance) == ("redeemed", 600)
