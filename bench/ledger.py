@@ -145,11 +145,12 @@ class Job:
 def _run_processes(target: Any, jobs: list[Job], around: Any = nullcontext) -> list[Any]:
     """Start a process per job, let them set up, release them at once, gather results.
 
-    ``around()`` is entered once all are set up and left once all have answered.
+    ``around()`` is entered once all are set up and left once all have answered, before
+    any closes its connections (``finish``).
     """
     ctx = multiprocessing.get_context("spawn")
-    ready, start, results = ctx.Queue(), ctx.Event(), ctx.Queue()
-    processes = [ctx.Process(target=target, args=(job, ready, start, results)) for job in jobs]
+    ready, start, results, finish = ctx.Queue(), ctx.Event(), ctx.Queue(), ctx.Event()
+    processes = [ctx.Process(target=target, args=(job, ready, start, results, finish)) for job in jobs]
     for p in processes:
         p.start()
     try:
@@ -157,6 +158,7 @@ def _run_processes(target: Any, jobs: list[Job], around: Any = nullcontext) -> l
         with around():
             start.set()
             gathered = _gather(results, processes)
+        finish.set()
     finally:
         for p in processes:
             p.join(timeout=60)
@@ -221,7 +223,7 @@ def pgbench_anchor(admin_url: str = DEFAULT_POSTGRES_URL, seconds: int = 15) -> 
     ), anchor.tps
 
 
-def _redeemer(job: Job, ready: Any, start: Any, results: Any) -> None:
+def _redeemer(job: Job, ready: Any, start: Any, results: Any, finish: Any) -> None:
     from ledger import redeem_code
 
     session_maker = _session_maker(job.url)
@@ -247,6 +249,7 @@ def _redeemer(job: Job, ready: Any, start: Any, results: Any) -> None:
         )
         redeemed += 1
     results.put((began, time.monotonic(), redeemed, time.process_time() - cpu, redeemed == len(codes)))
+    finish.wait()
     session_maker.kw["bind"].dispose()
 
 
@@ -400,7 +403,7 @@ def make_plain_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _bulk_issuer(job: Job, ready: Any, start: Any, results: Any) -> None:
+def _bulk_issuer(job: Job, ready: Any, start: Any, results: Any, finish: Any) -> None:
     session_maker = _session_maker(job.url)
     _issue(session_maker, 10, "bulk-warm-up")
     rss_before = _rss_mb()
@@ -414,6 +417,7 @@ def _bulk_issuer(job: Job, ready: Any, start: Any, results: Any) -> None:
         done += n
     seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
     results.put((job.cards / seconds, cpu_seconds / job.cards * 1e6, rss_before, _rss_mb()))
+    finish.wait()
     session_maker.kw["bind"].dispose()
 
 
@@ -436,7 +440,7 @@ def run_issuance(admin_url: str = DEFAULT_POSTGRES_URL, cards: int = 100_000, *,
     )
 
 
-def _issuer(job: Job, ready: Any, start: Any, results: Any) -> None:
+def _issuer(job: Job, ready: Any, start: Any, results: Any, finish: Any) -> None:
     session_maker = _session_maker(job.url)
     _issue(session_maker, 10, f"{job.name}-warm-up")
     ready.put(job.name)
@@ -445,6 +449,7 @@ def _issuer(job: Job, ready: Any, start: Any, results: Any) -> None:
     for i in range(job.cards // job.chunk):
         _issue(session_maker, job.chunk, f"{job.name}-{i}")
     results.put((began, time.monotonic(), job.cards // job.chunk * job.chunk))
+    finish.wait()
     session_maker.kw["bind"].dispose()
 
 
