@@ -12,11 +12,12 @@ redeemed card never changes) still hold it to the same rules as any other writer
 
 What it does, in the order of :mod:`ledger.redemption` (whose docstring says why):
 
-1. lockout: for each scope in order, the failures since the window's start; the first
-   scope at its limit is the lockout (answered later, where the Python path answers it);
+1. lockout: the account's failures since the window's start, then the client's (when a
+   client is named); the first at its limit is the lockout (answered later, where the
+   Python path answers it);
 2. the card by its code's lookup hash (an HMAC computed by the caller: the code itself
    never reaches the server), locked ``FOR UPDATE``; none: ``locked``, or the failure
-   recorded once per scope and ``not_valid``;
+   recorded for the account and the client and ``not_valid``;
 3. the idempotency key: seen before -> ``seen`` with the stored operation, digest and
    result (the caller decides between a replay and a conflict, as it computes digests);
 4. ``locked`` if the lockout applies;
@@ -55,8 +56,10 @@ CREATE FUNCTION giftq_redeem(
     p_currency text,
     p_key text,
     p_digest text,
-    p_scopes text[],
-    p_limits integer[],
+    p_account_scope text,
+    p_account_limit integer,
+    p_client_scope text,
+    p_client_limit integer,
     p_failure_reason text,
     p_now timestamptz,
     p_window_start timestamptz,
@@ -87,16 +90,21 @@ DECLARE
     v_txn bigint;
     v_balance bigint;
 BEGIN
-    FOR i IN 1 .. coalesce(array_length(p_scopes, 1), 0) LOOP
+    SELECT count(*), min(f.failed_at) INTO v_count, v_oldest
+    FROM ledger_redemption_failures f
+    WHERE f.scope = p_account_scope AND f.failed_at > p_window_start;
+    IF v_count >= p_account_limit THEN
+        locked_scope := p_account_scope;
+        locked_since := v_oldest;
+    ELSIF p_client_scope IS NOT NULL THEN
         SELECT count(*), min(f.failed_at) INTO v_count, v_oldest
         FROM ledger_redemption_failures f
-        WHERE f.scope = p_scopes[i] AND f.failed_at > p_window_start;
-        IF v_count >= p_limits[i] THEN
-            locked_scope := p_scopes[i];
+        WHERE f.scope = p_client_scope AND f.failed_at > p_window_start;
+        IF v_count >= p_client_limit THEN
+            locked_scope := p_client_scope;
             locked_since := v_oldest;
-            EXIT;
         END IF;
-    END LOOP;
+    END IF;
 
     SELECT c.id, c.account_id, c.marketplace, c.currency, c.amount, c.status, c.code_last4
     INTO v_card FROM ledger_cards c WHERE c.code_hash = p_code_hash FOR UPDATE;
@@ -106,7 +114,8 @@ BEGIN
             RETURN;
         END IF;
         INSERT INTO ledger_redemption_failures (scope, reason, failed_at)
-        SELECT s, p_failure_reason, p_now FROM unnest(p_scopes) AS s;
+        SELECT s, p_failure_reason, p_now FROM (VALUES (p_account_scope), (p_client_scope)) AS v (s)
+        WHERE s IS NOT NULL;
         outcome := 'not_valid';
         RETURN;
     END IF;
