@@ -9,8 +9,10 @@ the same time never wait on each other.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -19,13 +21,13 @@ from sqlalchemy.orm import Session
 from giftq.db import utcnow
 from ledger import expiry_policy, idempotency
 from ledger.accounts import funding_account
-from ledger.codes import ClaimCode, Sealed, get_vault
+from ledger.codes import ClaimCode, Sealed, code_text, get_vault
 from ledger.errors import InvalidRequest, InvalidState, NotFound
 from ledger.expiry_policy import origin_of
 from ledger.marketplaces import get_marketplace
 from ledger.models import Account, AccountKind, Card, CardOrigin, CardStatus
 from ledger.posting import Leg, check_amount, post
-from ledger.sqlutil import insert_many
+from ledger.sqlutil import copy_many
 
 MAX_CARD_AMOUNT = 10**9
 """A sanity ceiling (ten million dollars in cents): anything above is a unit mistake."""
@@ -117,6 +119,11 @@ def issue_cards(session: Session, specs: Sequence[CardSpec], *, idempotency_key:
     """Issue every card in ``specs`` in one transaction; the codes come back once, here."""
     if not specs:
         raise InvalidRequest("specs is empty: nothing to issue")
+    with _collector_paused():
+        return _issue(session, specs, idempotency_key)
+
+
+def _issue(session: Session, specs: Sequence[CardSpec], idempotency_key: str) -> list[IssuedCard]:
     checked = [_validate(spec, i) for i, spec in enumerate(specs)]
     # A purchased card's request reads as it did before cards had an origin: old keys replay.
     request = {
@@ -162,12 +169,18 @@ def create_cards(
     """Insert checked cards and their accounts (bulk); the caller posts their value.
 
     Each card records its origin, its expiry under the marketplace's policy (counted from
-    ``now``: issue, or the new load of a reinstatement) and its terms URL.
+    ``now``: issue, or the new load of a reinstatement) and its terms URL. Codes, lookup
+    hashes and sealed codes are made for the whole batch at once (about 5 us a card), and
+    the rows go in by COPY on PostgreSQL (:func:`ledger.sqlutil.copy_many`).
     """
     vault = get_vault()
-    markets = [get_marketplace(s.marketplace) for s in specs]
-    codes = [ClaimCode.generate() for _ in specs]
-    account_ids = insert_many(
+    market_of = {code: get_marketplace(code) for code in {s.marketplace for s in specs}}
+    markets = [market_of[s.marketplace] for s in specs]
+    normalized = code_text.generate_many(len(specs))
+    lookups = vault.lookup_hashes(normalized)
+    key_id, blobs = vault.seal_many(normalized, lookups)
+    codes = [ClaimCode(code) for code in normalized]
+    account_ids = copy_many(
         session,
         Account,
         [
@@ -182,31 +195,31 @@ def create_cards(
             for m in markets
         ],
     )
-    card_rows = []
-    for spec, market, code, account_id in zip(specs, markets, codes, account_ids, strict=True):
-        lookup = vault.lookup_hash(code.normalized)
-        sealed = vault.seal(code.normalized, lookup)
-        card_rows.append(
-            {
-                "account_id": account_id,
-                "marketplace": market.code,
-                "currency": market.currency,
-                "amount": spec.amount,
-                "status": (CardStatus.ACTIVE if spec.active else CardStatus.INACTIVE).value,
-                "code_hash": lookup,
-                "code_key_id": sealed.key_id,
-                "code_ciphertext": sealed.blob,
-                "code_last4": code.last4,
-                "reference": spec.reference,
-                "issued_at": now,
-                "activated_at": now if spec.active else None,
-                "origin": origin_of(spec.origin).value,
-                "expires_at": expiry_policy.expires_at(market.code, spec.origin, now),
-                "terms_url": expiry_policy.terms_url(market.code),
-                "replaces_card_id": replaces,
-            }
+    terms = {m.code: expiry_policy.terms_url(m.code) for m in market_of.values()}
+    card_rows: list[dict[str, object]] = [
+        {
+            "account_id": account_id,
+            "marketplace": market.code,
+            "currency": market.currency,
+            "amount": spec.amount,
+            "status": (CardStatus.ACTIVE if spec.active else CardStatus.INACTIVE).value,
+            "code_hash": lookup,
+            "code_key_id": key_id,
+            "code_ciphertext": blob,
+            "code_last4": code.last4,
+            "reference": spec.reference,
+            "issued_at": now,
+            "activated_at": now if spec.active else None,
+            "origin": origin_of(spec.origin).value,
+            "expires_at": expiry_policy.expires_at(market.code, spec.origin, now),
+            "terms_url": terms[market.code],
+            "replaces_card_id": replaces,
+        }
+        for spec, market, code, lookup, blob, account_id in zip(
+            specs, markets, codes, lookups, blobs, account_ids, strict=True
         )
-    card_ids = insert_many(session, Card, card_rows)
+    ]
+    card_ids = copy_many(session, Card, card_rows)
     return [
         NewCard(
             cid,
@@ -220,6 +233,23 @@ def create_cards(
             card_ids, account_ids, markets, specs, card_rows, codes, strict=True
         )
     ]
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for one issuance, as it was before after it.
+
+    A batch of 5,000 cards allocates some 100,000 objects that live until the call
+    returns; the collector took them for long-lived and ran full collections over the
+    whole process, a third of the issuing process's CPU. None of them is in a cycle.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load_issued(session: Session, card_ids: list[int]) -> list[IssuedCard]:

@@ -138,8 +138,14 @@ def reinstate_card(session: Session, card_id: int, *, idempotency_key: str) -> I
 
 def expired_on(card: Card, now: dt.datetime) -> dt.date | None:
     """The (UTC) day an expired card stopped being valid, or None while it is not expired."""
-    if card.status == CardStatus.EXPIRED or (card.status in UNREDEEMED and is_past_expiry(card, now)):
-        return card.expires_at.astimezone(dt.UTC).date() if card.expires_at else now.date()
+    return expired_day(card.status, card.expires_at, now)
+
+
+def expired_day(status: str, expires_at: dt.datetime | None, now: dt.datetime) -> dt.date | None:
+    """:func:`expired_on` from a card's status and expiry (as a database function answers them)."""
+    past = expires_at is not None and expires_at <= now
+    if status == CardStatus.EXPIRED or (status in UNREDEEMED and past):
+        return expires_at.astimezone(dt.UTC).date() if expires_at else now.date()
     return None
 
 

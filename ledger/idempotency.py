@@ -24,12 +24,13 @@ from ledger.sqlutil import insert_ignore
 MAX_KEY_LENGTH = 200
 
 
-def _digest(operation: str, request: Mapping[str, Any]) -> str:
+def digest(operation: str, request: Mapping[str, Any]) -> str:
+    """The keyed digest of a request, as stored beside its key."""
     canonical = json.dumps({"op": operation, "request": request}, sort_keys=True, separators=(",", ":"))
     return get_vault().fingerprint(canonical.encode())
 
 
-def _check_key(key: object) -> str:
+def check_key(key: object) -> str:
     if not isinstance(key, str) or not key.strip():
         raise InvalidRequest("idempotency_key must be a non-empty string")
     if len(key) > MAX_KEY_LENGTH:
@@ -37,9 +38,16 @@ def _check_key(key: object) -> str:
     return key
 
 
-def lookup(session: Session, key: str, operation: str, request: Mapping[str, Any]) -> dict[str, Any] | None:
+def lookup(
+    session: Session,
+    key: str,
+    operation: str,
+    request: Mapping[str, Any],
+    *,
+    earlier_form: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
     """The stored result for this key, None if the key is new; a conflict if it differs."""
-    _check_key(key)
+    check_key(key)
     record = session.execute(
         select(IdempotencyRecord)
         .where(IdempotencyRecord.key == key)
@@ -47,25 +55,55 @@ def lookup(session: Session, key: str, operation: str, request: Mapping[str, Any
     ).scalar_one_or_none()
     if record is None:
         return None
-    if record.operation != operation or record.request_digest != _digest(operation, request):
+    return first_result(
+        key,
+        operation,
+        request,
+        stored_operation=record.operation,
+        stored_digest=record.request_digest,
+        stored_result=record.result,
+        earlier_form=earlier_form,
+    )
+
+
+def first_result(
+    key: str,
+    operation: str,
+    request: Mapping[str, Any],
+    *,
+    stored_operation: str,
+    stored_digest: str,
+    stored_result: Mapping[str, Any] | None,
+    earlier_form: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The stored result when the stored key was for this request; else a conflict.
+
+    ``earlier_form`` is the same request as an earlier release described it, so that a
+    key stored before a change of form still replays.
+    """
+    same = stored_operation == operation and (
+        stored_digest == digest(operation, request)
+        or (earlier_form is not None and stored_digest == digest(operation, earlier_form))
+    )
+    if not same:
         raise IdempotencyConflict(
-            f"idempotency key {key!r} was used before for a different request ({record.operation})"
+            f"idempotency key {key!r} was used before for a different request ({stored_operation})"
         )
-    if record.result is None:
+    if stored_result is None:
         raise IdempotencyConflict(f"idempotency key {key!r} is in use by a request still in progress")
-    return dict(record.result)
+    return dict(stored_result)
 
 
 def claim(session: Session, key: str, operation: str, request: Mapping[str, Any]) -> dict[str, Any] | None:
     """Reserve the key for this request; or return the first result if it was seen before."""
-    _check_key(key)
+    check_key(key)
     inserted = insert_ignore(
         session,
         IdempotencyRecord,
         {
             "key": key,
             "operation": operation,
-            "request_digest": _digest(operation, request),
+            "request_digest": digest(operation, request),
             "result": None,
             "created_at": utcnow(),
         },

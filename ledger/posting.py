@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from giftq.db import is_sqlite, utcnow
 from ledger.errors import InvalidRequest
 from ledger.models import Entry, LedgerTransaction
-from ledger.sqlutil import insert_many
+from ledger.sqlutil import copy_many
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ def post(session: Session, kind: str, legs: Sequence[Leg], *, at: dt.datetime | 
         # One statement for all the legs, so that the statement-level trigger applying
         # them to balances runs once per posting: a list of rows would be an executemany,
         # one statement (and one trigger run) per leg, 5,000 for an order of 5,000 cards.
-        insert_many(session, Entry, _rows(txn_id, legs, posted_at))
+        copy_many(session, Entry, _rows(txn_id, legs, posted_at))
     return txn_id
 
 

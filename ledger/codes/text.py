@@ -14,6 +14,7 @@ different neighbours. These are "looks mistyped", answered without a lookup.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import unicodedata
 
@@ -177,6 +178,37 @@ def generate() -> str:
         # (10/32)**16: one draw in 1.2e8 is all digits and drawn again, a loss of 1e-8 bits.
         if could_be_issued(body):
             return body + check_symbol(body)
+
+
+# For generate_many: RFC 4648 base32 symbols -> the symbol of the same value here, and the
+# weighted-sum terms indexed by a symbol's ASCII byte (no dict lookup per symbol).
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET.encode("ascii"))
+_TERMS_BY_BYTE = [
+    [terms[_VALUE[chr(byte)]] if chr(byte) in _VALUE else 0 for byte in range(128)] for terms in _TERMS
+]
+_CHECK_FOR_PARTIAL = [ALPHABET[_mul(partial, _EXP[(31 - RANDOM_SYMBOLS) % 31])] for partial in range(32)]
+
+
+def generate_many(count: int) -> list[str]:
+    """``count`` new normalised codes, as :func:`generate` makes them, from one CSPRNG read.
+
+    Bulk issuance spends most of its Python time here otherwise: one read of 10 bytes
+    per code from the OS and base32 in C cost about 1 us a code, against 10 us for a
+    code built symbol by symbol. Each code's 80 bits are its own 10 bytes of the read,
+    each 5-bit group a uniform symbol; the rare all-digit draw is drawn again alone.
+    """
+    raw = base64.b32encode(secrets.token_bytes(10 * count)).translate(_FROM_RFC4648)
+    codes = []
+    for start in range(0, RANDOM_SYMBOLS * count, RANDOM_SYMBOLS):
+        body = raw[start : start + RANDOM_SYMBOLS]
+        if body.isdigit():
+            codes.append(generate())
+            continue
+        partial = 0
+        for terms, byte in zip(_TERMS_BY_BYTE, body, strict=False):
+            partial ^= terms[byte]
+        codes.append(body.decode("ascii") + _CHECK_FOR_PARTIAL[partial])
+    return codes
 
 
 def normalize(typed: str) -> str:

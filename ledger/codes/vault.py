@@ -45,12 +45,27 @@ class CodeVault:
         return f"CodeVault(active_key={self._active!r}, keys={len(self._ciphers)})"
 
     def lookup_hash(self, normalized: str) -> bytes:
-        return hmac.new(self._pepper, normalized.encode("ascii"), hashlib.sha256).digest()
+        return hmac.digest(self._pepper, normalized.encode("ascii"), "sha256")
+
+    def lookup_hashes(self, normalized: list[str]) -> list[bytes]:
+        """:meth:`lookup_hash` for a batch."""
+        pepper = self._pepper
+        return [hmac.digest(pepper, code.encode("ascii"), "sha256") for code in normalized]
 
     def seal(self, normalized: str, lookup_hash: bytes) -> Sealed:
         nonce = os.urandom(_NONCE)
         blob = self._ciphers[self._active].encrypt(nonce, normalized.encode("ascii"), lookup_hash)
         return Sealed(self._active, nonce + blob)
+
+    def seal_many(self, normalized: list[str], lookup_hashes: list[bytes]) -> tuple[str, list[bytes]]:
+        """:meth:`seal` for a batch: the key id, and each code's blob (nonces from one CSPRNG read)."""
+        encrypt = self._ciphers[self._active].encrypt
+        nonces = os.urandom(_NONCE * len(normalized))
+        blobs = []
+        for i, (code, lookup_hash) in enumerate(zip(normalized, lookup_hashes, strict=True)):
+            nonce = nonces[i * _NONCE : (i + 1) * _NONCE]
+            blobs.append(nonce + encrypt(nonce, code.encode("ascii"), lookup_hash))
+        return self._active, blobs
 
     def open(self, sealed: Sealed, lookup_hash: bytes) -> str:
         try:

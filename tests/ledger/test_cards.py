@@ -175,3 +175,30 @@ def test_reveal_codes_opens_a_batch_and_leaves_out_unknown_ids(books) -> None:
     with books.Session() as session:
         codes = reveal_codes(session, [c.card_id for c in cards] + [987654])
     assert codes == {c.card_id: c.code for c in cards}
+
+
+def test_a_large_order_goes_in_whole_and_balanced(books) -> None:
+    """Past ``COPY_FROM_ROWS`` rows PostgreSQL takes cards, accounts and entries by COPY:
+    the same rows, ids in order, and the same triggers and checks as a small order."""
+    specs = [
+        CardSpec(("US", "DE", "JP")[i % 3], 100 + i, active=i % 7 != 0, reference=f"order:9/line:{i}")
+        for i in range(150)
+    ]
+    issued = books.run(issue_cards, specs, idempotency_key="order-9")
+    assert [(c.marketplace, c.amount) for c in issued] == [(s.marketplace, s.amount) for s in specs]
+    assert [c.status for c in issued] == ["active" if s.active else "inactive" for s in specs]
+    ids = [c.card_id for c in issued]
+    assert ids == sorted(ids) and len(set(ids)) == 150
+    with books.Session() as session:
+        rows = {c.id: c for c in session.scalars(select(Card))}
+        for card, spec in zip(issued, specs, strict=True):
+            row = rows[card.card_id]
+            assert (row.reference, row.amount, row.code_last4) == (spec.reference, spec.amount, card.last4)
+            assert session.get(Account, row.account_id).balance == spec.amount
+        kinds = session.execute(select(LedgerTransaction.kind)).scalars().all()
+        assert kinds == ["issue"]
+        assert len(session.execute(select(Entry)).scalars().all()) == 150 + 3  # a funding leg per marketplace
+    assert books.run(reveal_codes, ids) == {c.card_id: c.code for c in issued}
+    assert books.run(issue_cards, specs, idempotency_key="order-9") == issued
+    assert books.redeem(issued[1].code.reveal(), "ada", "DE").balance_after == 101
+    books.reconciled()

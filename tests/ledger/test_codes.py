@@ -91,6 +91,28 @@ def test_randomness_comes_from_the_secrets_module(monkeypatch: pytest.MonkeyPatc
     assert code_text.secrets is secrets
 
 
+def test_codes_made_in_bulk_have_the_same_form_and_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[int] = []
+    token_bytes = secrets.token_bytes
+
+    def drawn(n: int) -> bytes:
+        asked.append(n)
+        # The first code's 10 bytes are zero: its symbols would all be 0, a code never issued.
+        return bytes(10) + token_bytes(n - 10)
+
+    monkeypatch.setattr(code_text.secrets, "token_bytes", drawn)
+    batch = code_text.generate_many(2000)
+    assert asked == [20_000], "one read of 80 bits per code"
+    assert len(batch) == 2000 and len(set(batch)) == 2000
+    assert set("".join(batch)) == set(ALPHABET)
+    for normalized in batch:
+        assert code_text.could_be_issued(normalized)
+        assert normalized[16] == code_text.check_symbol(normalized[:16])
+        assert code_text.normalize(ClaimCode(normalized).reveal()) == normalized
+    monkeypatch.undo()
+    assert code_text.generate_many(0) == []
+
+
 # --- normalisation ----------------------------------------------------------------------
 
 
@@ -414,6 +436,20 @@ def test_seal_and_open_round_trip_with_a_fresh_nonce(code: str) -> None:
     assert vault.open(first, lookup) == code
     assert vault.open(second, lookup) == code
     assert "k" * 10 not in repr(vault)
+
+
+def test_sealing_in_bulk_opens_like_one_at_a_time() -> None:
+    vault = make_vault(KEY_1)
+    codes = code_text.generate_many(50)
+    lookups = [vault.lookup_hash(c) for c in codes]
+    key_id, blobs = vault.seal_many(codes, lookups)
+    assert key_id == "t1"
+    assert len({blob[:12] for blob in blobs}) == 50, "a nonce of its own for each code"
+    for normalized, lookup, blob in zip(codes, lookups, blobs, strict=True):
+        assert normalized.encode() not in blob
+        assert vault.open(Sealed(key_id, blob), lookup) == normalized
+    with pytest.raises(InvalidTag):
+        vault.open(Sealed(key_id, blobs[0]), lookups[1])
 
 
 def test_tampered_ciphertext_or_another_cards_hash_fails(code: str) -> None:

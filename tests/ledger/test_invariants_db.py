@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import pytest
@@ -10,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from giftq.db import is_sqlite
-from ledger import capture, void_card
+from ledger import capture, sqlutil, void_card
+from ledger.models import Entry
 
 POSTED = "'2030-01-01 00:00:00.000000'"
 
@@ -237,3 +239,35 @@ def test_checkout_figures_stay_consistent(books) -> None:
             match=constraint,
             i=state.checkout_id,
         )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_rows_copied_in_meet_the_same_checks(books, monkeypatch: pytest.MonkeyPatch) -> None:
+    """COPY, which bulk issuance uses, fires the same triggers as INSERT (here for two rows)."""
+    monkeypatch.setattr(sqlutil, "COPY_FROM_ROWS", 2)
+    acct = ids(books)
+    before = books.counts()
+    posted = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    for legs, currency, match in [
+        ([(acct["card"], 100), (acct["funding"], -99)], "USD", "does not sum to zero"),
+        ([(acct["card"], -1001), (acct["wallet"], 1001)], "USD", "balance_floor"),
+        ([(acct["card"], 5), (acct["funding"], -5)], "EUR", "currency differs"),
+    ]:
+        with pytest.raises(IntegrityError, match=match), books.Session.begin() as session:
+            txn = scalar(
+                session,
+                f"INSERT INTO ledger_transactions (kind, posted_at) VALUES ('raw', {POSTED}) RETURNING id",
+            )
+            rows = [
+                {
+                    "transaction_id": txn,
+                    "account_id": a,
+                    "currency": currency,
+                    "amount": n,
+                    "posted_at": posted,
+                }
+                for a, n in legs
+            ]
+            sqlutil.copy_many(session, Entry, rows)
+    assert books.counts() == before
+    books.reconciled()
