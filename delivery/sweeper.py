@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from delivery import lifecycle
 from delivery.channels import registry
-from delivery.models import Channel, Delivery, Order, OrderStatus
+from delivery.models import Channel, Delivery, Order
+from delivery.orders.processing import PROCESSABLE
 from delivery.outbox import enqueue_after_commit, enqueue_deliveries
 from delivery.retry import RetrySchedule
 from delivery.states import DeliveryStatus as S
@@ -57,7 +58,7 @@ def sweep(session: Session, *, now: dt.datetime | None = None) -> SweepReport:
     orders = _touch(
         session,
         select(Order.id)
-        .where(Order.status.in_([OrderStatus.RECEIVED, OrderStatus.ISSUING]), Order.updated_at < stuck)
+        .where(Order.status.in_(PROCESSABLE), Order.updated_at < stuck)
         .order_by(Order.id),
         Order,
         now,
