@@ -22,13 +22,12 @@ import datetime as dt
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from delivery import notices
+from delivery import notice_policy, notices
 from delivery.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryKind, Order
 from delivery.reasons import FailureReason
 from delivery.retry import FailureKind, RetrySchedule
 from delivery.states import DeliveryStatus as S
 from delivery.states import check
-from giftq.settings import get_settings
 
 INTERRUPTED_RESPONSE = (
     "interrupted: the worker stopped during the send; it may have gone out (possible duplicate)"
@@ -96,7 +95,7 @@ def accepted(
     if provider_ref is not None:
         delivery.provider_ref = provider_ref
     if not reports_delivery:
-        _delivered_notice(session, delivery, order, now)
+        _delivered_notice(session, delivery, order, now, reported=False)
 
 
 def failed(
@@ -245,7 +244,7 @@ def reported(
         return False
     if delivered:
         _move(delivery, S.DELIVERED, now)
-        _delivered_notice(session, delivery, order, now)
+        _delivered_notice(session, delivery, order, now, reported=True)
         return True
     if kind is not None:
         failed(
@@ -292,12 +291,21 @@ def cancel(delivery: Delivery, now: dt.datetime) -> None:
 # --- the purchaser's notices --------------------------------------------------------------
 
 
-def _delivered_notice(session: Session, gift: Delivery, order: Order, now: dt.datetime) -> None:
-    if gift.kind != DeliveryKind.GIFT or order.line_count > get_settings().delivered_notice_max_lines:
+def _delivered_notice(
+    session: Session, gift: Delivery, order: Order, now: dt.datetime, *, reported: bool
+) -> None:
+    if gift.kind != DeliveryKind.GIFT:
         return
-    if (gift.to_address or "").lower() == order.purchaser_email.lower():
+    if not notice_policy.wants_sent_notice(
+        line_count=order.line_count,
         # The gift itself went to the purchaser (a card to print, a gift to themself):
         # that email is the news; a second one saying it was sent would only repeat it.
+        to_purchaser=(gift.to_address or "").lower() == order.purchaser_email.lower(),
+        reported=reported,
+        attempts=gift.attempts,
+        due_at=gift.due_at,
+        created_at=gift.created_at,
+    ):
         return
     notices.add(session, [notices.notice_row(gift, order, DeliveryKind.DELIVERED_NOTICE, now=now)])
 

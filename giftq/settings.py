@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     """A delivery ``sending`` this long lost its worker (longer than the task time limit)."""
     delivered_notice_max_lines: int = Field(default=5, ge=0)
     """Purchasers hear of each delivered gift only for orders up to this many lines."""
+    notices: Literal["all", "later", "failures"] = "later"
+    """Which sent gifts the purchaser hears of (failures always): ``all``; ``later``, only those
+    sent after the receipt (scheduled, retried) or reported by their channel; ``failures``: none."""
 
     # --- channels: the back end of each ("none": its deliveries wait, listed by giftq ops failures) ---
     printable_backend: Literal["email", "none"] = "none"

@@ -62,7 +62,24 @@ def test_the_gift_arrives_and_its_code_redeems(
     (gift_row,) = deliveries(Session, "gift")
     assert (gift_row.status, gift_row.attempts, gift_row.order_id) == ("sent", 1, order_id)
     assert attempts(Session, gift_row.id) == [(1, "accepted", 250)]
-    # A one-card order: the purchaser hears that the gift went out.
+    # An email gift sent at once leaves with its receipt, which says it is on its way:
+    # no "sent" notice follows (GIFTQ_NOTICES=later, the default).
+    notice_kinds = [d.kind for d in deliveries(Session) if d.to_address == "pat@example.com"]
+    assert notice_kinds == ["confirmation"]
+    assert len(smtp.to("pat@example.com")) == 1
+
+
+def test_with_every_notice_the_purchaser_hears_the_gift_went_out(
+    run_queued: Any,
+    Session: sessionmaker[Session],
+    issued_order: Any,
+    smtp: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GIFTQ_NOTICES", "all")
+    reset_settings()
+    issued_order(lines=1)
+    run_queued(Session)
     notice_kinds = [d.kind for d in deliveries(Session) if d.to_address == "pat@example.com"]
     assert sorted(notice_kinds) == ["confirmation", "delivered_notice"]
     assert len(smtp.to("pat@example.com")) == 2

@@ -40,7 +40,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from delivery import designs
+from delivery import designs, notice_policy
 from delivery.channels.email.contexts import (
     DeliveryFailedEmail,
     EmailContext,
@@ -172,8 +172,10 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
             ],
             totals=_totals(ctx, l10n),
             ordered_on=l10n.date(ctx.ordered_at) if ctx.ordered_at else "",
-            # The dispatcher tells of each sent gift only for orders this small.
-            notices_each_gift=len(ctx.lines) <= settings.delivered_notice_max_lines,
+            # Promise only the "sent" notices that will come (GIFTQ_NOTICES).
+            notices_each_gift=notice_policy.receipt_promises_notices(
+                ((line.channel, line.send_at is not None) for line in ctx.lines), settings
+            ),
         )
     elif isinstance(ctx, GiftDeliveredEmail | DeliveryFailedEmail | GiftShippedEmail):
         variables.update(
