@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from delivery.errors import IdempotencyConflict
 from delivery.models import Order, OrderLine, OrderStatus
 from delivery.orders import schemas
 from delivery.outbox import enqueue_after_commit
-from giftq.db import session_factory, utcnow
+from giftq.db import insert_new, session_factory, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,24 +55,13 @@ def place_order(order: Any, *, idempotency_key: Any, session: Session | None = N
 
 def _place(session: Session, order: schemas.Order, key: str) -> PlacedOrder:
     digest = request_hash(order)
-    existing = _by_key(session, key)
-    if existing is not None:
-        return _replay(existing, digest)
-    try:
-        with session.begin_nested():
-            order_id = _insert(session, order, key, digest)
-    except IntegrityError:
-        # Another request with this key committed between our look-up and insert.
-        existing = _by_key(session, key)
-        if existing is None:
-            raise
+    # One round trip decides: a new order, or the key was seen (then read the first one).
+    order_id = _insert(session, order, key, digest)
+    if order_id is None:
+        existing = session.scalars(select(Order).where(Order.idempotency_key == key)).one()
         return _replay(existing, digest)
     enqueue_after_commit(session, "giftq.process_order", {"order_id": order_id})
     return PlacedOrder(order_id, OrderStatus.RECEIVED, created=True)
-
-
-def _by_key(session: Session, key: str) -> Order | None:
-    return session.scalars(select(Order).where(Order.idempotency_key == key)).one_or_none()
 
 
 def _replay(existing: Order, digest: str) -> PlacedOrder:
@@ -84,27 +72,32 @@ def _replay(existing: Order, digest: str) -> PlacedOrder:
     return PlacedOrder(existing.id, existing.status, created=False)
 
 
-def _insert(session: Session, order: schemas.Order, key: str, digest: str) -> int:
+def _insert(session: Session, order: schemas.Order, key: str, digest: str) -> int | None:
+    """Insert the order unless its key is taken (then None), and its lines."""
     now = utcnow()
-    row = Order(
-        idempotency_key=key,
-        request_hash=digest,
-        reference=order.reference,
-        status=OrderStatus.RECEIVED,
-        purchaser_name=order.purchaser.name,
-        purchaser_email=order.purchaser.email,
-        purchaser_locale=order.purchaser.locale,
-        line_count=len(order.lines),
-        created_at=now,
-        updated_at=now,
+    order_id: int | None = insert_new(
+        session,
+        Order,
+        {
+            "idempotency_key": key,
+            "request_hash": digest,
+            "reference": order.reference,
+            "status": OrderStatus.RECEIVED,
+            "purchaser_name": order.purchaser.name,
+            "purchaser_email": order.purchaser.email,
+            "purchaser_locale": order.purchaser.locale,
+            "line_count": len(order.lines),
+            "error": None,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    session.add(row)
-    session.flush()
-    session.execute(
-        insert(OrderLine),
-        [_line_values(row.id, position, line, now) for position, line in enumerate(order.lines)],
-    )
-    return row.id
+    if order_id is not None:
+        session.execute(
+            insert(OrderLine),
+            [_line_values(order_id, position, line, now) for position, line in enumerate(order.lines)],
+        )
+    return order_id
 
 
 def _line_values(order_id: int, position: int, line: schemas.OrderLine, now: Any) -> dict[str, Any]:
