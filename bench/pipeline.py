@@ -34,12 +34,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench._anchors import (
     DEFAULT_POSTGRES_URL,
     Stopwatch,
+    cpu_by_process,
     scratch_database,
     start_workers,
     stop_group,
@@ -211,31 +213,69 @@ def pipeline(cards: int, lines: int, sent_count: Any) -> tuple[float, list[float
     return cards / watch.seconds, latencies, len(latencies) / placing
 
 
-def _report(
-    args: argparse.Namespace, blast: float, delays: float, measured: tuple[float, list[float], float]
-) -> None:
-    cards_per_second, latencies, placing_rate = measured
-    ratio = cards_per_second / blast
-    p50 = statistics.median(latencies) * 1000
-    p99 = (
-        statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) >= 100 else max(latencies) * 1000
-    )
-    print(f"giftq pipeline: {args.cards} email cards, orders of {args.lines} lines, {args.workers} workers\n")
+@dataclass(frozen=True, slots=True)
+class PipelineRun:
+    """One end-to-end run and its anchors, measured in the same run."""
+
+    cards: int
+    lines: int
+    workers: int
+    blast: float
+    """Raw SMTP blast into the same sink, messages/s (anchor)."""
+    delays: float
+    """Bare ``delay()`` loop, publishes/s (anchor)."""
+    cards_per_second: float
+    latencies: list[float]
+    """place_order, seconds each."""
+    placing_rate: float
+    """Orders placed per second by the one client."""
+    cpu_ms_per_card: dict[str, float]
+    """CPU time per card by process group (workers, sink, the placing client, PostgreSQL)."""
+    worker_rss_mb: tuple[float, float]
+    """The largest worker process's resident memory, before and after the cards (MB)."""
+
+    @property
+    def ratio(self) -> float:
+        return self.cards_per_second / self.blast
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        if len(self.latencies) >= 100:
+            return statistics.quantiles(self.latencies, n=100)[98] * 1000
+        return max(self.latencies) * 1000
+
+
+def _report(run: PipelineRun) -> None:
+    print(f"giftq pipeline: {run.cards} email cards, orders of {run.lines} lines, {run.workers} workers\n")
     print(
         table(
             [
-                ("raw SMTP blast (anchor)", f"{blast:,.0f} msg/s", ""),
-                ("pipeline, end to end", f"{cards_per_second:,.0f} cards/s", f"{ratio:.2f}"),
-                ("bare delay() loop (anchor)", f"{delays:,.0f} msg/s", ""),
-                ("place_order, one client", f"{placing_rate:,.0f} orders/s", f"{placing_rate / delays:.2f}"),
-                ("place_order latency p50", f"{p50:.1f} ms", ""),
-                ("place_order latency p99", f"{p99:.1f} ms", ""),
+                ("raw SMTP blast (anchor)", f"{run.blast:,.0f} msg/s", ""),
+                ("pipeline, end to end", f"{run.cards_per_second:,.0f} cards/s", f"{run.ratio:.2f}"),
+                ("bare delay() loop (anchor)", f"{run.delays:,.0f} msg/s", ""),
+                (
+                    "place_order, one client",
+                    f"{run.placing_rate:,.0f} orders/s",
+                    f"{run.placing_rate / run.delays:.2f}",
+                ),
+                ("place_order latency p50", f"{run.p50_ms:.1f} ms", ""),
+                ("place_order latency p99", f"{run.p99_ms:.1f} ms", ""),
             ],
             ("measure", "rate", "ratio"),
         )
     )
-    verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
-    print(f"\ncards/s : blast = {ratio:.2f} (goal {GOAL_RATIO}: {verdict})")
+    verdict = "met" if run.ratio >= GOAL_RATIO else "NOT met"
+    print(f"\ncards/s : blast = {run.ratio:.2f} (goal {GOAL_RATIO}: {verdict})")
+    print(
+        "\nCPU per card during the pipeline run (ms): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in run.cpu_ms_per_card.items())
+    )
+    before, after = run.worker_rss_mb
+    print(f"largest worker process RSS: {before:.0f} MB before, {after:.0f} MB after")
 
 
 def _cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
@@ -270,6 +310,113 @@ def _gifts_sent() -> int:
         return int(s.scalar(query) or 0)
 
 
+def _worker_rss_mb(group: int) -> float:
+    """The largest resident set among the processes of ``group`` (MB)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    largest = 0.0
+    for pid, process in cpu_by_process().items():
+        if process.group != group:
+            continue
+        try:
+            resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile
+        largest = max(largest, resident * page / 2**20)
+    return largest
+
+
+def _warm_up(lines: int, sent_count: Any) -> None:
+    """A few orders first, so that the workers' imports, templates and pools are in place
+    before memory and CPU are read (and so that the run measures the steady state)."""
+    from delivery import place_order
+
+    for first in range(0, 4 * lines, lines):
+        place_order(_order(10_000_000 + first, lines), idempotency_key=f"warm-{first}")
+    deadline = time.monotonic() + 120
+    while sent_count() < 4 * lines:
+        if time.monotonic() > deadline:
+            raise SystemExit("the warm-up orders were not sent within two minutes")
+        time.sleep(0.05)
+
+
+def run_pipeline(
+    *,
+    postgres_url: str = DEFAULT_POSTGRES_URL,
+    redis_url: str,
+    cards: int,
+    lines: int,
+    workers: int,
+    delays: int = 5000,
+    worker_log: Path | None = None,
+    worker_loglevel: str = "WARNING",
+) -> PipelineRun:
+    """The anchors and one end-to-end run on a scratch database, Redis DB and sink."""
+    import redis
+
+    data_dir = Path(tempfile.mkdtemp(prefix="giftq-bench-pipeline-"))
+    port = _free_port()
+    redis.Redis.from_url(redis_url).flushdb()
+    giftq = shutil.which("giftq") or str(Path(sys.executable).with_name("giftq"))
+    sink = subprocess.Popen(
+        [giftq, "smtp-sink", "--discard", "--quiet", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    saved = dict(os.environ)
+    pool: subprocess.Popen[bytes] | None = None
+    try:
+        with scratch_database(postgres_url, "pipeline") as url:
+            database_url = url.render_as_string(hide_password=False)
+            env = _environment(database_url, redis_url, port, data_dir)
+            os.environ.update(env)
+            from giftq.db import reset_engine
+            from giftq.migrate import upgrade
+            from giftq.settings import reset_settings
+
+            reset_settings()
+            reset_engine()
+            upgrade(database_url)
+            _wait_for_port(port)
+            blast = smtp_blast(port, max(cards, 1000), workers, _sample_gift())
+            delay_anchor = delay_rate(redis_url, delays)
+            log = worker_log or data_dir / "workers.log"
+            pool = start_workers(env, "orders,email,scheduler", workers, log, worker_loglevel)
+            wait_for_workers()
+            _warm_up(lines, _gifts_sent)
+            rss_before = _worker_rss_mb(pool.pid)
+            groups = {"workers": pool.pid, "sink": sink.pid, "placing client": os.getpgrp()}
+            before = _cpu_by_group(groups)
+            try:
+                warm = _gifts_sent()
+                measured = pipeline(cards, lines, lambda: _gifts_sent() - warm)
+                after = _cpu_by_group(groups)
+                rss_after = _worker_rss_mb(pool.pid)
+                cpu = {k: (after[k] - before[k]) * 1000 / cards for k in after}
+            finally:
+                stop_group(pool)
+                reset_engine()
+    finally:
+        stop_group(pool)
+        stop_group(sink)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        os.environ.clear()
+        os.environ.update(saved)
+    cards_per_second, latencies, placing_rate = measured
+    return PipelineRun(
+        cards,
+        lines,
+        workers,
+        blast,
+        delay_anchor,
+        cards_per_second,
+        latencies,
+        placing_rate,
+        cpu,
+        (rss_before, rss_after),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -285,55 +432,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-log", type=Path, default=None, help="keep the workers' log here")
     parser.add_argument("--worker-loglevel", default="WARNING", help="INFO logs every task (costs time)")
     args = parser.parse_args(argv)
-
-    import redis
-
-    data_dir = Path(tempfile.mkdtemp(prefix="giftq-bench-pipeline-"))
-    port = _free_port()
-    redis.Redis.from_url(args.redis_url).flushdb()
-    giftq = shutil.which("giftq") or str(Path(sys.executable).with_name("giftq"))
-    sink = subprocess.Popen(
-        [giftq, "smtp-sink", "--discard", "--quiet", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    run = run_pipeline(
+        postgres_url=args.postgres_url,
+        redis_url=args.redis_url,
+        cards=args.cards,
+        lines=args.lines,
+        workers=args.workers,
+        delays=args.delays,
+        worker_log=args.worker_log,
+        worker_loglevel=args.worker_loglevel,
     )
-    workers: subprocess.Popen[bytes] | None = None
-    try:
-        with scratch_database(args.postgres_url, "pipeline") as url:
-            database_url = url.render_as_string(hide_password=False)
-            env = _environment(database_url, args.redis_url, port, data_dir)
-            os.environ.update(env)
-            from giftq.db import reset_engine
-            from giftq.migrate import upgrade
-
-            upgrade(database_url)
-            _wait_for_port(port)
-            blast = smtp_blast(port, args.cards, args.workers, _sample_gift())
-            delays = delay_rate(args.redis_url, args.delays)
-            workers = start_workers(
-                env,
-                "orders,email,scheduler",
-                args.workers,
-                args.worker_log or data_dir / "workers.log",
-                args.worker_loglevel,
-            )
-            wait_for_workers()
-            groups = {"workers": workers.pid, "sink": sink.pid, "bench (place_order)": os.getpgrp()}
-            before = _cpu_by_group(groups)
-            try:
-                measured = pipeline(args.cards, args.lines, _gifts_sent)
-                after = _cpu_by_group(groups)
-                cpu = {k: (after[k] - before[k]) * 1000 / args.cards for k in after}
-            finally:
-                stop_group(workers)
-                reset_engine()
-    finally:
-        stop_group(workers)
-        stop_group(sink)
-        shutil.rmtree(data_dir, ignore_errors=True)
-    _report(args, blast, delays, measured)
-    print("\nCPU per card during the pipeline run (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+    _report(run)
     return 0
 
 
