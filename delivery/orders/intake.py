@@ -12,16 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, true, union_all
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from delivery.errors import IdempotencyConflict
 from delivery.models import Order, OrderLine, OrderStatus
 from delivery.orders import schemas
 from delivery.outbox import enqueue_after_commit
-from giftq.db import insert_new, session_factory, utcnow
+from giftq.db import insert_new, is_sqlite, session_factory, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,11 @@ def request_hash(order: schemas.Order) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Orders up to this many lines go in as one statement on PostgreSQL (one bound value per
+# column of each line; a statement takes at most 65,535); bigger ones in two.
+ONE_STATEMENT_MAX_LINES = 1000
+
+
 def place_order(order: Any, *, idempotency_key: Any, session: Session | None = None) -> PlacedOrder:
     """Place an order (a dict, JSON text or :class:`delivery.orders.schemas.Order`).
 
@@ -49,8 +56,17 @@ def place_order(order: Any, *, idempotency_key: Any, session: Session | None = N
     parsed, key = schemas.parse_request(order, idempotency_key)
     if session is not None:
         return _place(session, parsed, key)
-    with session_factory().begin() as own:
-        return _place(own, parsed, key)
+    with session_factory()() as own:
+        if _one_statement(own, parsed):
+            # That statement is a transaction of its own: no BEGIN and COMMIT round trips.
+            own.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        placed = _place(own, parsed, key)
+        own.commit()  # publishes the message (delivery.outbox), after the row is there
+        return placed
+
+
+def _one_statement(session: Session, order: schemas.Order) -> bool:
+    return not is_sqlite(session) and len(order.lines) <= ONE_STATEMENT_MAX_LINES
 
 
 def _place(session: Session, order: schemas.Order, key: str) -> PlacedOrder:
@@ -73,37 +89,72 @@ def _replay(existing: Order, digest: str) -> PlacedOrder:
 
 
 def _insert(session: Session, order: schemas.Order, key: str, digest: str) -> int | None:
-    """Insert the order unless its key is taken (then None), and its lines."""
+    """Insert the order and its lines unless its key is taken (then None)."""
     now = utcnow()
-    order_id: int | None = insert_new(
-        session,
-        Order,
-        {
-            "idempotency_key": key,
-            "request_hash": digest,
-            "reference": order.reference,
-            "status": OrderStatus.RECEIVED,
-            "purchaser_name": order.purchaser.name,
-            "purchaser_email": order.purchaser.email,
-            "purchaser_locale": order.purchaser.locale,
-            "line_count": len(order.lines),
-            "error": None,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    values = {
+        "idempotency_key": key,
+        "request_hash": digest,
+        "reference": order.reference,
+        "status": OrderStatus.RECEIVED,
+        "purchaser_name": order.purchaser.name,
+        "purchaser_email": order.purchaser.email,
+        "purchaser_locale": order.purchaser.locale,
+        "line_count": len(order.lines),
+        "error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    lines = [_line_values(position, line, now) for position, line in enumerate(order.lines)]
+    if _one_statement(session, order):
+        return _insert_as_one(session, values, lines)
+    order_id: int | None = insert_new(session, Order, values)
     if order_id is not None:
-        session.execute(
-            insert(OrderLine),
-            [_line_values(order_id, position, line, now) for position, line in enumerate(order.lines)],
-        )
+        session.execute(insert(OrderLine), [{"order_id": order_id, **line} for line in lines])
     return order_id
 
 
-def _line_values(order_id: int, position: int, line: schemas.OrderLine, now: Any) -> dict[str, Any]:
+def _insert_as_one(session: Session, values: dict[str, Any], lines: list[dict[str, Any]]) -> int | None:
+    """PostgreSQL: the order (unless its key is taken) and its lines in one statement."""
+    names = tuple(lines[0])
+    parameters = {**values, **{f"{name}_{i}": row[name] for i, row in enumerate(lines) for name in names}}
+    order_id: int | None = session.scalars(
+        _one_statement_insert(tuple(values), names, len(lines)), parameters
+    ).first()
+    return order_id
+
+
+@lru_cache(maxsize=64)
+def _one_statement_insert(order_names: tuple[str, ...], line_names: tuple[str, ...], count: int) -> Any:
+    """``WITH new_order AS (INSERT ... ON CONFLICT DO NOTHING RETURNING id) INSERT INTO
+    order_lines SELECT new_order.id, line.* FROM new_order JOIN (SELECT ...) line``, with
+    named parameters, built once per number of lines (so SQLAlchemy compiles it once)."""
+    new_order = (
+        postgresql.insert(Order.__table__)
+        .values({name: bindparam(name, type_=Order.__table__.c[name].type) for name in order_names})
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Order.__table__.c.id)
+        .cte("new_order")
+    )
+    columns = OrderLine.__table__.c
+    # SELECTs of parameters, not a VALUES list: SQLAlchemy cannot cache a statement with one.
+    rows = [
+        select(*(bindparam(f"{name}_{i}", type_=columns[name].type).label(name) for name in line_names))
+        for i in range(count)
+    ]
+    line = (rows[0] if count == 1 else union_all(*rows)).subquery("line")
+    return (
+        insert(OrderLine.__table__)
+        .from_select(
+            ["order_id", *line_names], select(new_order.c.id, *line.c).join_from(new_order, line, true())
+        )
+        .returning(OrderLine.__table__.c.order_id)
+        .add_cte(new_order)
+    )
+
+
+def _line_values(position: int, line: schemas.OrderLine, now: Any) -> dict[str, Any]:
     recipient = line.recipient
     return {
-        "order_id": order_id,
         "position": position,
         "channel": str(line.channel),
         "amount": line.amount,
