@@ -127,15 +127,19 @@ def _insert_as_one(session: Session, values: dict[str, Any], lines: list[dict[st
 def _one_statement_insert(order_names: tuple[str, ...], line_names: tuple[str, ...], count: int) -> Any:
     """``WITH new_order AS (INSERT ... ON CONFLICT DO NOTHING RETURNING id) INSERT INTO
     order_lines SELECT new_order.id, line.* FROM new_order JOIN (SELECT ...) line``, with
-    named parameters, built once per number of lines (so SQLAlchemy compiles it once)."""
+    named parameters, built once per number of lines (so SQLAlchemy compiles it once).
+
+    On the tables, not the mapped classes: the ORM would read the parameters as rows.
+    """
+    orders, order_lines = Order.metadata.tables["orders"], OrderLine.metadata.tables["order_lines"]
     new_order = (
-        postgresql.insert(Order.__table__)
-        .values({name: bindparam(name, type_=Order.__table__.c[name].type) for name in order_names})
+        postgresql.insert(orders)
+        .values({name: bindparam(name, type_=orders.c[name].type) for name in order_names})
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Order.__table__.c.id)
+        .returning(orders.c.id)
         .cte("new_order")
     )
-    columns = OrderLine.__table__.c
+    columns = order_lines.c
     # SELECTs of parameters, not a VALUES list: SQLAlchemy cannot cache a statement with one.
     rows = [
         select(*(bindparam(f"{name}_{i}", type_=columns[name].type).label(name) for name in line_names))
@@ -143,11 +147,11 @@ def _one_statement_insert(order_names: tuple[str, ...], line_names: tuple[str, .
     ]
     line = (rows[0] if count == 1 else union_all(*rows)).subquery("line")
     return (
-        insert(OrderLine.__table__)
+        insert(order_lines)
         .from_select(
             ["order_id", *line_names], select(new_order.c.id, *line.c).join_from(new_order, line, true())
         )
-        .returning(OrderLine.__table__.c.order_id)
+        .returning(order_lines.c.order_id)
         .add_cte(new_order)
     )
 
