@@ -194,8 +194,9 @@ def _order(first: int, lines: int) -> dict[str, Any]:
     }
 
 
-def pipeline(cards: int, lines: int, sent_count: Any) -> tuple[float, list[float], float]:
-    """(cards per second end to end, place_order latencies in s, orders placed per second)."""
+def place(cards: int, lines: int) -> tuple[list[float], float]:
+    """Place ``cards`` cards as orders of ``lines`` lines from this one client:
+    (place_order latencies in s, orders placed per second)."""
     from delivery import place_order
 
     latencies = []
@@ -205,12 +206,23 @@ def pipeline(cards: int, lines: int, sent_count: Any) -> tuple[float, list[float
         began = time.perf_counter()
         place_order(order, idempotency_key=f"bench-{first}")
         latencies.append(time.perf_counter() - began)
-    placing = watch.seconds
+    return latencies, len(latencies) / watch.seconds
+
+
+def wait_sent(cards: int, sent_count: Any, watch: Stopwatch) -> float:
+    """Until ``cards`` gifts are sent; cards per second since ``watch`` started."""
     while sent_count() < cards:
         time.sleep(0.05)
         if watch.seconds > 900:
             raise SystemExit(f"only {sent_count()} of {cards} gifts sent after 15 minutes")
-    return cards / watch.seconds, latencies, len(latencies) / placing
+    return cards / watch.seconds
+
+
+def pipeline(cards: int, lines: int, sent_count: Any) -> tuple[float, list[float], float]:
+    """(cards per second end to end, place_order latencies in s, orders placed per second)."""
+    watch = Stopwatch()
+    latencies, placing_rate = place(cards, lines)
+    return wait_sent(cards, sent_count, watch), latencies, placing_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +245,8 @@ class PipelineRun:
     """CPU time per card by process group (workers, sink, the placing client, PostgreSQL)."""
     worker_rss_mb: tuple[float, float]
     """The largest worker process's resident memory, before and after the cards (MB)."""
+    backlog: bool = False
+    """The orders were all placed before the workers started (see :func:`run_pipeline`)."""
 
     @property
     def ratio(self) -> float:
@@ -250,7 +264,9 @@ class PipelineRun:
 
 
 def _report(run: PipelineRun) -> None:
-    print(f"giftq pipeline: {run.cards} email cards, orders of {run.lines} lines, {run.workers} workers\n")
+    placed = "placed before the workers started" if run.backlog else "placed while they run"
+    print(f"giftq pipeline: {run.cards} email cards, orders of {run.lines} lines ({placed}),", end=" ")
+    print(f"{run.workers} workers\n")
     print(
         table(
             [
@@ -278,24 +294,22 @@ def _report(run: PipelineRun) -> None:
     print(f"largest worker process RSS: {before:.0f} MB before, {after:.0f} MB after")
 
 
-def _cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of every process in each process group (Linux /proc), and of PostgreSQL."""
-    tick = os.sysconf("SC_CLK_TCK")
+def _cpu_by_group(groups: dict[str, int], database: str) -> dict[str, float]:
+    """CPU seconds so far by label: the processes of each process group, and PostgreSQL's
+    backends serving ``database`` (other databases' work on a shared server is not ours;
+    the server's own background writers are left out)."""
+    found = cpu_by_process()
     totals = dict.fromkeys([*groups, "postgres"], 0.0)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid, process in found.items():
+        for label, group in groups.items():
+            if process.group == group:
+                totals[label] += process.seconds
         try:
-            stat = (entry / "stat").read_text()
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-        pgrp, cpu = int(rest[2]), (int(rest[11]) + int(rest[12])) / tick
-        for label, group in groups.items():
-            if pgrp == group:
-                totals[label] += cpu
-        if name == "postgres":
-            totals["postgres"] += cpu
+        if title.startswith(b"postgres: ") and f" {database} ".encode() in title:
+            totals["postgres"] += process.seconds
     return totals
 
 
@@ -339,6 +353,44 @@ def _warm_up(lines: int, sent_count: Any) -> None:
         time.sleep(0.05)
 
 
+@dataclass(slots=True)
+class _Measure:
+    """The measured part of a run, once the workers (``pool``) are warm."""
+
+    pool: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+    loglevel: str
+    workers: int
+    sink: int
+    database: str
+
+    def measure(
+        self, cards: int, lines: int, *, backlog: bool
+    ) -> tuple[float, list[float], float, dict[str, float], tuple[float, float]]:
+        """(cards/s, place_order latencies, placing rate, CPU ms per card, worker RSS before, after)."""
+        warm = _gifts_sent()
+        if backlog:
+            # Every order waits before the workers start: what they do at a peak.
+            stop_group(self.pool)
+            latencies, placing_rate = place(cards, lines)
+            self.pool = start_workers(
+                self.env, "orders,email,scheduler", self.workers, self.log, self.loglevel
+            )
+            wait_for_workers()
+        pool = self.pool
+        rss_before = _worker_rss_mb(pool.pid)
+        groups = {"workers": pool.pid, "sink": self.sink, "placing client": os.getpgrp()}
+        before = _cpu_by_group(groups, self.database)
+        if backlog:
+            cards_per_second = wait_sent(cards, lambda: _gifts_sent() - warm, Stopwatch())
+        else:
+            cards_per_second, latencies, placing_rate = pipeline(cards, lines, lambda: _gifts_sent() - warm)
+        after = _cpu_by_group(groups, self.database)
+        cpu = {k: (after[k] - before[k]) * 1000 / cards for k in after}
+        return cards_per_second, latencies, placing_rate, cpu, (rss_before, _worker_rss_mb(pool.pid))
+
+
 def run_pipeline(
     *,
     postgres_url: str = DEFAULT_POSTGRES_URL,
@@ -349,8 +401,14 @@ def run_pipeline(
     delays: int = 5000,
     worker_log: Path | None = None,
     worker_loglevel: str = "WARNING",
+    backlog: bool = False,
 ) -> PipelineRun:
-    """The anchors and one end-to-end run on a scratch database, Redis DB and sink."""
+    """The anchors and one end-to-end run on a scratch database, Redis DB and sink.
+
+    ``backlog``: every order is placed before the workers start, and the rate is theirs
+    (from their start to the last gift sent), as at a peak when many storefront
+    processes place orders at once; otherwise one client places them while they run.
+    """
     import redis
 
     data_dir = Path(tempfile.mkdtemp(prefix="giftq-bench-pipeline-"))
@@ -384,16 +442,11 @@ def run_pipeline(
             pool = start_workers(env, "orders,email,scheduler", workers, log, worker_loglevel)
             wait_for_workers()
             _warm_up(lines, _gifts_sent)
-            rss_before = _worker_rss_mb(pool.pid)
-            groups = {"workers": pool.pid, "sink": sink.pid, "placing client": os.getpgrp()}
-            before = _cpu_by_group(groups)
+            run = _Measure(pool, env, log, worker_loglevel, workers, sink.pid, str(url.database))
             try:
-                warm = _gifts_sent()
-                measured = pipeline(cards, lines, lambda: _gifts_sent() - warm)
-                after = _cpu_by_group(groups)
-                rss_after = _worker_rss_mb(pool.pid)
-                cpu = {k: (after[k] - before[k]) * 1000 / cards for k in after}
+                measured = run.measure(cards, lines, backlog=backlog)
             finally:
+                pool = run.pool
                 stop_group(pool)
                 reset_engine()
     finally:
@@ -402,7 +455,7 @@ def run_pipeline(
         shutil.rmtree(data_dir, ignore_errors=True)
         os.environ.clear()
         os.environ.update(saved)
-    cards_per_second, latencies, placing_rate = measured
+    cards_per_second, latencies, placing_rate, cpu, rss = measured
     return PipelineRun(
         cards,
         lines,
@@ -413,7 +466,8 @@ def run_pipeline(
         latencies,
         placing_rate,
         cpu,
-        (rss_before, rss_after),
+        rss,
+        backlog,
     )
 
 
@@ -431,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delays", type=int, default=5000, help="delay() calls in the Celery anchor")
     parser.add_argument("--worker-log", type=Path, default=None, help="keep the workers' log here")
     parser.add_argument("--worker-loglevel", default="WARNING", help="INFO logs every task (costs time)")
+    parser.add_argument("--backlog", action="store_true", help="place every order before the workers start")
     args = parser.parse_args(argv)
     run = run_pipeline(
         postgres_url=args.postgres_url,
@@ -441,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         delays=args.delays,
         worker_log=args.worker_log,
         worker_loglevel=args.worker_loglevel,
+        backlog=args.backlog,
     )
     _report(run)
     return 0
