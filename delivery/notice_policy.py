@@ -48,9 +48,7 @@ def wants_sent_notice(
     return reported or attempts > 1 or due_at > created_at
 
 
-def receipt_promises_notices(
-    lines: Iterable[tuple[str, bool]], settings: Settings | None = None
-) -> bool:
+def receipt_promises_notices(lines: Iterable[tuple[str, bool]], settings: Settings | None = None) -> bool:
     """Whether the receipt says "we will email you when a gift has been sent", for an
     order of ``lines`` given as (channel, scheduled for later)."""
     settings = settings or get_settings()

@@ -57,9 +57,7 @@ def sweep(session: Session, *, now: dt.datetime | None = None) -> SweepReport:
     stuck = now - dt.timedelta(seconds=settings.sweep_stuck_after_seconds)
     orders = _touch(
         session,
-        select(Order.id)
-        .where(Order.status.in_(PROCESSABLE), Order.updated_at < stuck)
-        .order_by(Order.id),
+        select(Order.id).where(Order.status.in_(PROCESSABLE), Order.updated_at < stuck).order_by(Order.id),
         Order,
         now,
     )
