@@ -120,7 +120,9 @@ def process_order(self: Task, *args: Any, order_id: Any = None, **extra: Any) ->
             continue
         orders += progress.finished
         issued += progress.issued
-        if not progress.orders:
+        if not progress.more:
+            # Every order ready at the claim was taken (or is held by another worker);
+            # orders placed since have messages of their own.
             return {"order_id": order_id, "orders": orders, "issued": issued}
     publish([Message("giftq.process_order", {"order_id": order_id})])
     return {"order_id": order_id, "orders": orders, "issued": issued}
