@@ -436,7 +436,8 @@ def run_pipeline(
             reset_engine()
             upgrade(database_url)
             _wait_for_port(port)
-            blast = smtp_blast(port, max(cards, 1000), workers, _sample_gift())
+            # The anchor needs a steady rate, not the whole run's count of messages.
+            blast = smtp_blast(port, min(max(cards, 1000), 10_000), workers, _sample_gift())
             delay_anchor = delay_rate(redis_url, delays)
             log = worker_log or data_dir / "workers.log"
             pool = start_workers(env, "orders,email,scheduler", workers, log, worker_loglevel)
