@@ -34,12 +34,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench._anchors import (
     DEFAULT_POSTGRES_URL,
     Stopwatch,
+    cpu_by_process,
     scratch_database,
     start_workers,
     stop_group,
@@ -192,8 +194,9 @@ def _order(first: int, lines: int) -> dict[str, Any]:
     }
 
 
-def pipeline(cards: int, lines: int, sent_count: Any) -> tuple[float, list[float], float]:
-    """(cards per second end to end, place_order latencies in s, orders placed per second)."""
+def place(cards: int, lines: int) -> tuple[list[float], float]:
+    """Place ``cards`` cards as orders of ``lines`` lines from this one client:
+    (place_order latencies in s, orders placed per second)."""
     from delivery import place_order
 
     latencies = []
@@ -203,59 +206,110 @@ def pipeline(cards: int, lines: int, sent_count: Any) -> tuple[float, list[float
         began = time.perf_counter()
         place_order(order, idempotency_key=f"bench-{first}")
         latencies.append(time.perf_counter() - began)
-    placing = watch.seconds
+    return latencies, len(latencies) / watch.seconds
+
+
+def wait_sent(cards: int, sent_count: Any, watch: Stopwatch) -> float:
+    """Until ``cards`` gifts are sent; cards per second since ``watch`` started."""
     while sent_count() < cards:
         time.sleep(0.05)
         if watch.seconds > 900:
             raise SystemExit(f"only {sent_count()} of {cards} gifts sent after 15 minutes")
-    return cards / watch.seconds, latencies, len(latencies) / placing
+    return cards / watch.seconds
 
 
-def _report(
-    args: argparse.Namespace, blast: float, delays: float, measured: tuple[float, list[float], float]
-) -> None:
-    cards_per_second, latencies, placing_rate = measured
-    ratio = cards_per_second / blast
-    p50 = statistics.median(latencies) * 1000
-    p99 = (
-        statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) >= 100 else max(latencies) * 1000
-    )
-    print(f"giftq pipeline: {args.cards} email cards, orders of {args.lines} lines, {args.workers} workers\n")
+def pipeline(cards: int, lines: int, sent_count: Any) -> tuple[float, list[float], float]:
+    """(cards per second end to end, place_order latencies in s, orders placed per second)."""
+    watch = Stopwatch()
+    latencies, placing_rate = place(cards, lines)
+    return wait_sent(cards, sent_count, watch), latencies, placing_rate
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineRun:
+    """One end-to-end run and its anchors, measured in the same run."""
+
+    cards: int
+    lines: int
+    workers: int
+    blast: float
+    """Raw SMTP blast into the same sink, messages/s (anchor)."""
+    delays: float
+    """Bare ``delay()`` loop, publishes/s (anchor)."""
+    cards_per_second: float
+    latencies: list[float]
+    """place_order, seconds each."""
+    placing_rate: float
+    """Orders placed per second by the one client."""
+    cpu_ms_per_card: dict[str, float]
+    """CPU time per card by process group (workers, sink, the placing client, PostgreSQL)."""
+    worker_rss_mb: tuple[float, float]
+    """The largest worker process's resident memory, before and after the cards (MB)."""
+    backlog: bool = False
+    """The orders were all placed before the workers started (see :func:`run_pipeline`)."""
+
+    @property
+    def ratio(self) -> float:
+        return self.cards_per_second / self.blast
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        if len(self.latencies) >= 100:
+            return statistics.quantiles(self.latencies, n=100)[98] * 1000
+        return max(self.latencies) * 1000
+
+
+def _report(run: PipelineRun) -> None:
+    placed = "placed before the workers started" if run.backlog else "placed while they run"
+    print(f"giftq pipeline: {run.cards} email cards, orders of {run.lines} lines ({placed}),", end=" ")
+    print(f"{run.workers} workers\n")
     print(
         table(
             [
-                ("raw SMTP blast (anchor)", f"{blast:,.0f} msg/s", ""),
-                ("pipeline, end to end", f"{cards_per_second:,.0f} cards/s", f"{ratio:.2f}"),
-                ("bare delay() loop (anchor)", f"{delays:,.0f} msg/s", ""),
-                ("place_order, one client", f"{placing_rate:,.0f} orders/s", f"{placing_rate / delays:.2f}"),
-                ("place_order latency p50", f"{p50:.1f} ms", ""),
-                ("place_order latency p99", f"{p99:.1f} ms", ""),
+                ("raw SMTP blast (anchor)", f"{run.blast:,.0f} msg/s", ""),
+                ("pipeline, end to end", f"{run.cards_per_second:,.0f} cards/s", f"{run.ratio:.2f}"),
+                ("bare delay() loop (anchor)", f"{run.delays:,.0f} msg/s", ""),
+                (
+                    "place_order, one client",
+                    f"{run.placing_rate:,.0f} orders/s",
+                    f"{run.placing_rate / run.delays:.2f}",
+                ),
+                ("place_order latency p50", f"{run.p50_ms:.1f} ms", ""),
+                ("place_order latency p99", f"{run.p99_ms:.1f} ms", ""),
             ],
             ("measure", "rate", "ratio"),
         )
     )
-    verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
-    print(f"\ncards/s : blast = {ratio:.2f} (goal {GOAL_RATIO}: {verdict})")
+    verdict = "met" if run.ratio >= GOAL_RATIO else "NOT met"
+    print(f"\ncards/s : blast = {run.ratio:.2f} (goal {GOAL_RATIO}: {verdict})")
+    print(
+        "\nCPU per card during the pipeline run (ms): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in run.cpu_ms_per_card.items())
+    )
+    before, after = run.worker_rss_mb
+    print(f"largest worker process RSS: {before:.0f} MB before, {after:.0f} MB after")
 
 
-def _cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of every process in each process group (Linux /proc), and of PostgreSQL."""
-    tick = os.sysconf("SC_CLK_TCK")
+def _cpu_by_group(groups: dict[str, int], database: str) -> dict[str, float]:
+    """CPU seconds so far by label: the processes of each process group, and PostgreSQL's
+    backends serving ``database`` (other databases' work on a shared server is not ours;
+    the server's own background writers are left out)."""
+    found = cpu_by_process()
     totals = dict.fromkeys([*groups, "postgres"], 0.0)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid, process in found.items():
+        for label, group in groups.items():
+            if process.group == group:
+                totals[label] += process.seconds
         try:
-            stat = (entry / "stat").read_text()
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-        pgrp, cpu = int(rest[2]), (int(rest[11]) + int(rest[12])) / tick
-        for label, group in groups.items():
-            if pgrp == group:
-                totals[label] += cpu
-        if name == "postgres":
-            totals["postgres"] += cpu
+        if title.startswith(b"postgres: ") and f" {database} ".encode() in title:
+            totals["postgres"] += process.seconds
     return totals
 
 
@@ -268,6 +322,154 @@ def _gifts_sent() -> int:
     with session_factory()() as s:
         query = select(func.count()).where(Delivery.kind == "gift", Delivery.status == "sent")
         return int(s.scalar(query) or 0)
+
+
+def _worker_rss_mb(group: int) -> float:
+    """The largest resident set among the processes of ``group`` (MB)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    largest = 0.0
+    for pid, process in cpu_by_process().items():
+        if process.group != group:
+            continue
+        try:
+            resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile
+        largest = max(largest, resident * page / 2**20)
+    return largest
+
+
+def _warm_up(lines: int, sent_count: Any) -> None:
+    """A few orders first, so that the workers' imports, templates and pools are in place
+    before memory and CPU are read (and so that the run measures the steady state)."""
+    from delivery import place_order
+
+    for first in range(0, 4 * lines, lines):
+        place_order(_order(10_000_000 + first, lines), idempotency_key=f"warm-{first}")
+    deadline = time.monotonic() + 120
+    while sent_count() < 4 * lines:
+        if time.monotonic() > deadline:
+            raise SystemExit("the warm-up orders were not sent within two minutes")
+        time.sleep(0.05)
+
+
+@dataclass(slots=True)
+class _Measure:
+    """The measured part of a run, once the workers (``pool``) are warm."""
+
+    pool: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+    loglevel: str
+    workers: int
+    sink: int
+    database: str
+
+    def measure(
+        self, cards: int, lines: int, *, backlog: bool
+    ) -> tuple[float, list[float], float, dict[str, float], tuple[float, float]]:
+        """(cards/s, place_order latencies, placing rate, CPU ms per card, worker RSS before, after)."""
+        warm = _gifts_sent()
+        if backlog:
+            # Every order waits before the workers start: what they do at a peak.
+            stop_group(self.pool)
+            latencies, placing_rate = place(cards, lines)
+            self.pool = start_workers(
+                self.env, "orders,email,scheduler", self.workers, self.log, self.loglevel
+            )
+            wait_for_workers()
+        pool = self.pool
+        rss_before = _worker_rss_mb(pool.pid)
+        groups = {"workers": pool.pid, "sink": self.sink, "placing client": os.getpgrp()}
+        before = _cpu_by_group(groups, self.database)
+        if backlog:
+            cards_per_second = wait_sent(cards, lambda: _gifts_sent() - warm, Stopwatch())
+        else:
+            cards_per_second, latencies, placing_rate = pipeline(cards, lines, lambda: _gifts_sent() - warm)
+        after = _cpu_by_group(groups, self.database)
+        cpu = {k: (after[k] - before[k]) * 1000 / cards for k in after}
+        return cards_per_second, latencies, placing_rate, cpu, (rss_before, _worker_rss_mb(pool.pid))
+
+
+def run_pipeline(
+    *,
+    postgres_url: str = DEFAULT_POSTGRES_URL,
+    redis_url: str,
+    cards: int,
+    lines: int,
+    workers: int,
+    delays: int = 5000,
+    worker_log: Path | None = None,
+    worker_loglevel: str = "WARNING",
+    backlog: bool = False,
+) -> PipelineRun:
+    """The anchors and one end-to-end run on a scratch database, Redis DB and sink.
+
+    ``backlog``: every order is placed before the workers start, and the rate is theirs
+    (from their start to the last gift sent), as at a peak when many storefront
+    processes place orders at once; otherwise one client places them while they run.
+    """
+    import redis
+
+    data_dir = Path(tempfile.mkdtemp(prefix="giftq-bench-pipeline-"))
+    port = _free_port()
+    redis.Redis.from_url(redis_url).flushdb()
+    giftq = shutil.which("giftq") or str(Path(sys.executable).with_name("giftq"))
+    sink = subprocess.Popen(
+        [giftq, "smtp-sink", "--discard", "--quiet", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    saved = dict(os.environ)
+    pool: subprocess.Popen[bytes] | None = None
+    try:
+        with scratch_database(postgres_url, "pipeline") as url:
+            database_url = url.render_as_string(hide_password=False)
+            env = _environment(database_url, redis_url, port, data_dir)
+            os.environ.update(env)
+            from giftq.db import reset_engine
+            from giftq.migrate import upgrade
+            from giftq.settings import reset_settings
+
+            reset_settings()
+            reset_engine()
+            upgrade(database_url)
+            _wait_for_port(port)
+            # The anchor needs a steady rate, not the whole run's count of messages.
+            blast = smtp_blast(port, min(max(cards, 1000), 10_000), workers, _sample_gift())
+            delay_anchor = delay_rate(redis_url, delays)
+            log = worker_log or data_dir / "workers.log"
+            pool = start_workers(env, "orders,email,scheduler", workers, log, worker_loglevel)
+            wait_for_workers()
+            _warm_up(lines, _gifts_sent)
+            run = _Measure(pool, env, log, worker_loglevel, workers, sink.pid, str(url.database))
+            try:
+                measured = run.measure(cards, lines, backlog=backlog)
+            finally:
+                pool = run.pool
+                stop_group(pool)
+                reset_engine()
+    finally:
+        stop_group(pool)
+        stop_group(sink)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        os.environ.clear()
+        os.environ.update(saved)
+    cards_per_second, latencies, placing_rate, cpu, rss = measured
+    return PipelineRun(
+        cards,
+        lines,
+        workers,
+        blast,
+        delay_anchor,
+        cards_per_second,
+        latencies,
+        placing_rate,
+        cpu,
+        rss,
+        backlog,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,56 +486,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delays", type=int, default=5000, help="delay() calls in the Celery anchor")
     parser.add_argument("--worker-log", type=Path, default=None, help="keep the workers' log here")
     parser.add_argument("--worker-loglevel", default="WARNING", help="INFO logs every task (costs time)")
+    parser.add_argument("--backlog", action="store_true", help="place every order before the workers start")
     args = parser.parse_args(argv)
-
-    import redis
-
-    data_dir = Path(tempfile.mkdtemp(prefix="giftq-bench-pipeline-"))
-    port = _free_port()
-    redis.Redis.from_url(args.redis_url).flushdb()
-    giftq = shutil.which("giftq") or str(Path(sys.executable).with_name("giftq"))
-    sink = subprocess.Popen(
-        [giftq, "smtp-sink", "--discard", "--quiet", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    run = run_pipeline(
+        postgres_url=args.postgres_url,
+        redis_url=args.redis_url,
+        cards=args.cards,
+        lines=args.lines,
+        workers=args.workers,
+        delays=args.delays,
+        worker_log=args.worker_log,
+        worker_loglevel=args.worker_loglevel,
+        backlog=args.backlog,
     )
-    workers: subprocess.Popen[bytes] | None = None
-    try:
-        with scratch_database(args.postgres_url, "pipeline") as url:
-            database_url = url.render_as_string(hide_password=False)
-            env = _environment(database_url, args.redis_url, port, data_dir)
-            os.environ.update(env)
-            from giftq.db import reset_engine
-            from giftq.migrate import upgrade
-
-            upgrade(database_url)
-            _wait_for_port(port)
-            blast = smtp_blast(port, args.cards, args.workers, _sample_gift())
-            delays = delay_rate(args.redis_url, args.delays)
-            workers = start_workers(
-                env,
-                "orders,email,scheduler",
-                args.workers,
-                args.worker_log or data_dir / "workers.log",
-                args.worker_loglevel,
-            )
-            wait_for_workers()
-            groups = {"workers": workers.pid, "sink": sink.pid, "bench (place_order)": os.getpgrp()}
-            before = _cpu_by_group(groups)
-            try:
-                measured = pipeline(args.cards, args.lines, _gifts_sent)
-                after = _cpu_by_group(groups)
-                cpu = {k: (after[k] - before[k]) * 1000 / args.cards for k in after}
-            finally:
-                stop_group(workers)
-                reset_engine()
-    finally:
-        stop_group(workers)
-        stop_group(sink)
-        shutil.rmtree(data_dir, ignore_errors=True)
-    _report(args, blast, delays, measured)
-    print("\nCPU per card during the pipeline run (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+    _report(run)
     return 0
 
 

@@ -87,12 +87,15 @@ def claim(
     *,
     claimer: str,
     fill_to: int = 0,
+    quiet: set[int] | None = None,
 ) -> list[Composed]:
     """Take the sendable rows of ``delivery_ids`` for this task; compose their messages.
 
     With ``fill_to``, a short batch is topped up with the oldest other queued deliveries
     of the channel, so that many small orders still make full batches over one
     connection (their own messages then find nothing left to claim: one UPDATE).
+    ``quiet``, if given, receives the ids whose acceptance needs no notice (recorded
+    with :func:`delivery.lifecycle.accepted_quietly`).
     """
     channel = sender.channel
     now = utcnow()
@@ -153,6 +156,10 @@ def claim(
             )
         else:
             sendable.append((delivery, order))
+            if quiet is not None and not lifecycle.notice_on_accept(
+                delivery, order, reports_delivery=sender.reports_delivery
+            ):
+                quiet.add(delivery.id)
     by_id = {d.id: (d, o) for d, o in sendable}
     composed: list[Composed] = []
     for item in sender.compose(session, sendable):
@@ -353,8 +360,9 @@ def run_batch(
     """Claim, send and record one batch; each database step in its own short transaction."""
     sender = sender or registry.get(channel)
     claimer = claimer or uuid.uuid4().hex
+    quiet: set[int] = set()
     with sessions.begin() as session:
-        composed = claim(session, sender, delivery_ids, claimer=claimer, fill_to=fill_to)
+        composed = claim(session, sender, delivery_ids, claimer=claimer, fill_to=fill_to, quiet=quiet)
     started = utcnow()
     recorded: set[int] = set()
     totals = [NOTHING]
@@ -368,6 +376,10 @@ def run_batch(
         give_up_at, pause = time.monotonic() + RECORD_PATIENCE_SECONDS, 0.1
         while True:
             try:
+                if outcome.accepted and outcome.delivery_id in quiet and _record_quietly(sessions, outcome):
+                    totals[0] += BatchReport(1, 1, 0, 0)
+                    recorded.add(outcome.delivery_id)
+                    return
                 with sessions.begin() as session, logs.bound(delivery_id=outcome.delivery_id):
                     totals[0] += record(
                         session,
@@ -386,6 +398,23 @@ def run_batch(
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
         recorded.add(outcome.delivery_id)
+
+    def _record_quietly(sessions: sessionmaker[Session], outcome: Outcome) -> bool:
+        """The common answer (accepted, no notice follows) without the locked read."""
+        with sessions.begin() as session:
+            done = lifecycle.accepted_quietly(
+                session,
+                outcome.delivery_id,
+                claimer=claimer,
+                code=outcome.code,
+                response=outcome.response,
+                provider_ref=outcome.provider_ref,
+                started=started,
+                now=utcnow(),
+            )
+        if done:
+            _count(sender.channel, "accepted")
+        return done
 
     with logs.bound(delivery_ids=[c.delivery_id for c in composed]):
         outcomes = send(sender, composed, record_now)

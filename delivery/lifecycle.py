@@ -7,7 +7,8 @@ dispatcher, the sweeper, provider reports (SMS callbacks, fulfilment) and ops ca
 functions and never set a status themselves.
 
 - :func:`delivery.models.new_delivery_row` is the one builder of a delivery row.
-- :func:`accepted`, :func:`failed`: the answer to a send.
+- :func:`accepted`, :func:`failed`: the answer to a send; :func:`accepted_quietly`, the
+  same for a send whose acceptance needs no notice, in two statements.
 - :func:`fail_now`: a send refused before it was tried (suppressed, cannot be composed).
 - :func:`defer`: a send put back untried (the channel's send rate ran out).
 - :func:`interrupted`: a dead worker left a send in flight (a possible duplicate).
@@ -22,13 +23,12 @@ import datetime as dt
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from delivery import notices
+from delivery import notice_policy, notices
 from delivery.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryKind, Order
 from delivery.reasons import FailureReason
 from delivery.retry import FailureKind, RetrySchedule
 from delivery.states import DeliveryStatus as S
 from delivery.states import check
-from giftq.settings import get_settings
 
 INTERRUPTED_RESPONSE = (
     "interrupted: the worker stopped during the send; it may have gone out (possible duplicate)"
@@ -96,7 +96,64 @@ def accepted(
     if provider_ref is not None:
         delivery.provider_ref = provider_ref
     if not reports_delivery:
-        _delivered_notice(session, delivery, order, now)
+        _delivered_notice(session, delivery, order, now, reported=False)
+
+
+def accepted_quietly(
+    session: Session,
+    delivery_id: int,
+    *,
+    claimer: str,
+    code: int | None,
+    response: str,
+    provider_ref: str | None,
+    started: dt.datetime,
+    now: dt.datetime,
+) -> bool:
+    """:func:`accepted` for a send whose acceptance needs no notice (see
+    :func:`notice_on_accept`), as two statements instead of a locked read and the ORM.
+
+    Returns False, changing nothing, unless this ``claimer`` still holds the delivery
+    ``sending``; the caller then records the answer the long way (:func:`log_attempt`).
+    """
+    check(S.SENDING, S.SENT)
+    values: dict[str, object] = {
+        "status": S.SENT,
+        "attempts": Delivery.attempts + 1,
+        "sent_at": now,
+        "updated_at": now,
+        "last_error": None,
+    }
+    if provider_ref is not None:
+        values["provider_ref"] = provider_ref
+    number = session.scalar(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == S.SENDING, Delivery.claimed_by == claimer)
+        .values(values)
+        .returning(Delivery.attempts),
+        execution_options={"synchronize_session": False},
+    )
+    if number is None:
+        return False
+    session.execute(
+        insert(DeliveryAttempt).values(
+            delivery_id=delivery_id,
+            number=number,
+            outcome=AttemptOutcome.ACCEPTED,
+            code=code,
+            response=response,
+            started_at=started,
+            finished_at=now,
+        )
+    )
+    return True
+
+
+def notice_on_accept(delivery: Delivery, order: Order, *, reports_delivery: bool) -> bool:
+    """Whether :func:`accepted` of this claimed delivery would add a purchaser's notice."""
+    return not reports_delivery and _wants_delivered_notice(
+        delivery, order, reported=False, attempts=delivery.attempts + 1
+    )
 
 
 def failed(
@@ -245,7 +302,7 @@ def reported(
         return False
     if delivered:
         _move(delivery, S.DELIVERED, now)
-        _delivered_notice(session, delivery, order, now)
+        _delivered_notice(session, delivery, order, now, reported=True)
         return True
     if kind is not None:
         failed(
@@ -292,14 +349,24 @@ def cancel(delivery: Delivery, now: dt.datetime) -> None:
 # --- the purchaser's notices --------------------------------------------------------------
 
 
-def _delivered_notice(session: Session, gift: Delivery, order: Order, now: dt.datetime) -> None:
-    if gift.kind != DeliveryKind.GIFT or order.line_count > get_settings().delivered_notice_max_lines:
-        return
-    if (gift.to_address or "").lower() == order.purchaser_email.lower():
+def _delivered_notice(
+    session: Session, gift: Delivery, order: Order, now: dt.datetime, *, reported: bool
+) -> None:
+    if _wants_delivered_notice(gift, order, reported=reported, attempts=gift.attempts):
+        notices.add(session, [notices.notice_row(gift, order, DeliveryKind.DELIVERED_NOTICE, now=now)])
+
+
+def _wants_delivered_notice(gift: Delivery, order: Order, *, reported: bool, attempts: int) -> bool:
+    return gift.kind == DeliveryKind.GIFT and notice_policy.wants_sent_notice(
+        line_count=order.line_count,
         # The gift itself went to the purchaser (a card to print, a gift to themself):
         # that email is the news; a second one saying it was sent would only repeat it.
-        return
-    notices.add(session, [notices.notice_row(gift, order, DeliveryKind.DELIVERED_NOTICE, now=now)])
+        to_purchaser=(gift.to_address or "").lower() == order.purchaser_email.lower(),
+        reported=reported,
+        attempts=attempts,
+        due_at=gift.due_at,
+        created_at=gift.created_at,
+    )
 
 
 def _failed_notice(

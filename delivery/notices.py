@@ -10,30 +10,28 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from delivery.models import Channel, Delivery, DeliveryKind, Order, SuppressedAddress, new_delivery_row
 from delivery.outbox import enqueue_deliveries
 from delivery.reasons import FailureReason
-from giftq.db import is_sqlite, utcnow
+from giftq.db import insert_new, utcnow
 
 
 def suppress(
     session: Session, address: str, *, code: int | None, response: str, delivery_id: int | None
 ) -> None:
     """Stop sending to ``address`` until ops clears it (idempotent; races are fine)."""
-    dialect = sqlite if is_sqlite(session) else postgresql
-    session.execute(
-        dialect.insert(SuppressedAddress)
-        .values(
-            address=address.lower(),
-            code=code,
-            response=response,
-            delivery_id=delivery_id,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["address"])
+    insert_new(
+        session,
+        SuppressedAddress,
+        {
+            "address": address.lower(),
+            "code": code,
+            "response": response,
+            "delivery_id": delivery_id,
+            "created_at": utcnow(),
+        },
     )
 
 

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from delivery import lifecycle
 from delivery.channels import registry
-from delivery.models import Channel, Delivery, Order, OrderStatus
+from delivery.models import Channel, Delivery, Order
+from delivery.orders.processing import PROCESSABLE
 from delivery.outbox import enqueue_after_commit, enqueue_deliveries
 from delivery.retry import RetrySchedule
 from delivery.states import DeliveryStatus as S
@@ -56,9 +57,7 @@ def sweep(session: Session, *, now: dt.datetime | None = None) -> SweepReport:
     stuck = now - dt.timedelta(seconds=settings.sweep_stuck_after_seconds)
     orders = _touch(
         session,
-        select(Order.id)
-        .where(Order.status.in_([OrderStatus.RECEIVED, OrderStatus.ISSUING]), Order.updated_at < stuck)
-        .order_by(Order.id),
+        select(Order.id).where(Order.status.in_(PROCESSABLE), Order.updated_at < stuck).order_by(Order.id),
         Order,
         now,
     )

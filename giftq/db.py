@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Engine, Integer, MetaData, String, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -138,6 +139,21 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, **kwargs: Any) -> Engine:
 def is_sqlite(session_or_engine: Session | Engine) -> bool:
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "sqlite"
+
+
+def insert_new(session: Session, model: Any, values: dict[str, Any]) -> Any | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING the primary key, in one round trip.
+
+    Returns the new row's key, or None when a row with one of its unique values is
+    there already. On PostgreSQL a concurrent insert of the same value waits for the
+    other transaction and then does nothing, so a caller that gets None can read the
+    winner's committed row.
+    """
+    table = model.__table__
+    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing()
+    # RETURNING, not rowcount: psycopg 3 under SQLAlchemy reports -1 here.
+    return session.execute(statement.returning(*table.primary_key.columns)).scalar()
 
 
 @lru_cache(maxsize=1)

@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     marketplace_limits: dict[str, dict[str, int | None]] = {}
     """Per marketplace, limits that replace the shipped ones (``ledger.limits``), as JSON:
     ``{"US": {"max_card": 50000, "max_cards_per_day": 20}}``; null lifts a limit."""
+    notices: Literal["all", "later", "failures"] = "later"
+    """Which sent gifts the purchaser hears of (failures always): ``all``; ``later``, only those
+    sent after the receipt (scheduled, retried) or reported by their channel; ``failures``: none."""
 
     # --- channels: the back end of each ("none": its deliveries wait, listed by giftq ops failures) ---
     printable_backend: Literal["email", "none"] = "none"

@@ -18,17 +18,18 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, insert, select, true, union_all
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from delivery.errors import IdempotencyConflict
+from delivery.errors import IdempotencyConflict, OrderOverLimit
 from delivery.models import Order, OrderLine, OrderStatus, PaymentState, ReviewState
 from delivery.orders import limits, schemas
 from delivery.outbox import enqueue_after_commit
-from giftq.db import session_factory, utcnow
+from giftq.db import insert_new, is_sqlite, session_factory, utcnow
 from giftq.settings import get_settings
 
 
@@ -58,6 +59,11 @@ def request_hash(order: schemas.Order) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Orders up to this many lines go in as one statement on PostgreSQL (one bound value per
+# column of each line; a statement takes at most 65,535); bigger ones in two.
+ONE_STATEMENT_MAX_LINES = 1000
+
+
 def place_order(order: Any, *, idempotency_key: Any, session: Session | None = None) -> PlacedOrder:
     """Place an order (a dict, JSON text or :class:`delivery.orders.schemas.Order`).
 
@@ -67,26 +73,37 @@ def place_order(order: Any, *, idempotency_key: Any, session: Session | None = N
     parsed, key = schemas.parse_request(order, idempotency_key)
     if session is not None:
         return _place(session, parsed, key)
-    with session_factory().begin() as own:
-        return _place(own, parsed, key)
+    with session_factory()() as own:
+        if _one_statement(own, parsed) and not limits.counts_the_day(parsed):
+            # That statement is a transaction of its own: no BEGIN and COMMIT round trips
+            # (a per-day limit counts the purchaser's orders first, in a transaction).
+            own.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        placed = _place(own, parsed, key)
+        own.commit()  # publishes the message (delivery.outbox), after the row is there
+        return placed
+
+
+def _one_statement(session: Session, order: schemas.Order) -> bool:
+    return not is_sqlite(session) and len(order.lines) <= ONE_STATEMENT_MAX_LINES
 
 
 def _place(session: Session, order: schemas.Order, key: str) -> PlacedOrder:
     digest = request_hash(order)
-    existing = _by_key(session, key)
-    if existing is not None:
-        return _replay(existing, digest)
     now = utcnow()
-    limits.check(session, order, now=now)
-    status = held_status(order)
     try:
-        with session.begin_nested():
-            order_id = _insert(session, order, key=key, digest=digest, status=status, now=now)
-    except IntegrityError:
-        # Another request with this key committed between our look-up and insert.
+        limits.check(session, order, now=now)
+    except OrderOverLimit:
+        # A retry of an order placed before counts itself in the day's cards: answer it.
         existing = _by_key(session, key)
         if existing is None:
             raise
+        return _replay(existing, digest)
+    status = held_status(order)
+    # One round trip decides: a new order, or the key was seen (then read the first one).
+    order_id = _insert(session, order, key=key, digest=digest, status=status, now=now)
+    if order_id is None:
+        existing = _by_key(session, key)
+        assert existing is not None
         return _replay(existing, digest)
     if status == OrderStatus.RECEIVED:
         enqueue_after_commit(session, "giftq.process_order", {"order_id": order_id})
@@ -116,40 +133,84 @@ def _replay(existing: Order, digest: str) -> PlacedOrder:
 
 def _insert(
     session: Session, order: schemas.Order, *, key: str, digest: str, status: OrderStatus, now: dt.datetime
-) -> int:
+) -> int | None:
+    """Insert the order and its lines unless its key is taken (then None)."""
     pending = order.payment == "pending"
-    row = Order(
-        idempotency_key=key,
-        request_hash=digest,
-        reference=order.reference,
-        status=status,
-        purchaser_name=order.purchaser.name,
-        purchaser_email=order.purchaser.email,
-        purchaser_key=limits.purchaser_key(order.purchaser.email),
-        purchaser_locale=order.purchaser.locale,
-        purchaser_country=order.purchaser.country,
-        line_count=len(order.lines),
-        payment=PaymentState.PENDING if pending else None,
-        payment_due_at=now + dt.timedelta(seconds=get_settings().payment_deadline_seconds)
+    values = {
+        "idempotency_key": key,
+        "request_hash": digest,
+        "reference": order.reference,
+        "status": status,
+        "purchaser_name": order.purchaser.name,
+        "purchaser_email": order.purchaser.email,
+        "purchaser_key": limits.purchaser_key(order.purchaser.email),
+        "purchaser_locale": order.purchaser.locale,
+        "purchaser_country": order.purchaser.country,
+        "line_count": len(order.lines),
+        "error": None,
+        "payment": PaymentState.PENDING if pending else None,
+        "payment_due_at": now + dt.timedelta(seconds=get_settings().payment_deadline_seconds)
         if pending
         else None,
-        review=ReviewState.PENDING if order.review else None,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    session.flush()
-    session.execute(
-        insert(OrderLine),
-        [_line_values(row.id, position, line, now) for position, line in enumerate(order.lines)],
-    )
-    return row.id
+        "review": ReviewState.PENDING if order.review else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    lines = [_line_values(position, line, now) for position, line in enumerate(order.lines)]
+    if _one_statement(session, order):
+        return _insert_as_one(session, values, lines)
+    order_id: int | None = insert_new(session, Order, values)
+    if order_id is not None:
+        session.execute(insert(OrderLine), [{"order_id": order_id, **line} for line in lines])
+    return order_id
 
 
-def _line_values(order_id: int, position: int, line: schemas.OrderLine, now: Any) -> dict[str, Any]:
+def _insert_as_one(session: Session, values: dict[str, Any], lines: list[dict[str, Any]]) -> int | None:
+    """PostgreSQL: the order (unless its key is taken) and its lines in one statement."""
+    names = tuple(lines[0])
+    parameters = {**values, **{f"{name}_{i}": row[name] for i, row in enumerate(lines) for name in names}}
+    order_id: int | None = session.scalars(
+        _one_statement_insert(tuple(values), names, len(lines)), parameters
+    ).first()
+    return order_id
+
+
+@lru_cache(maxsize=64)
+def _one_statement_insert(order_names: tuple[str, ...], line_names: tuple[str, ...], count: int) -> Any:
+    """``WITH new_order AS (INSERT ... ON CONFLICT DO NOTHING RETURNING id) INSERT INTO
+    order_lines SELECT new_order.id, line.* FROM new_order JOIN (SELECT ...) line``, with
+    named parameters, built once per number of lines (so SQLAlchemy compiles it once).
+
+    On the tables, not the mapped classes: the ORM would read the parameters as rows.
+    """
+    orders, order_lines = Order.metadata.tables["orders"], OrderLine.metadata.tables["order_lines"]
+    new_order = (
+        postgresql.insert(orders)
+        .values({name: bindparam(name, type_=orders.c[name].type) for name in order_names})
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(orders.c.id)
+        .cte("new_order")
+    )
+    columns = order_lines.c
+    # SELECTs of parameters, not a VALUES list: SQLAlchemy cannot cache a statement with one.
+    rows = [
+        select(*(bindparam(f"{name}_{i}", type_=columns[name].type).label(name) for name in line_names))
+        for i in range(count)
+    ]
+    line = (rows[0] if count == 1 else union_all(*rows)).subquery("line")
+    return (
+        insert(order_lines)
+        .from_select(
+            ["order_id", *line_names], select(new_order.c.id, *line.c).join_from(new_order, line, true())
+        )
+        .returning(order_lines.c.order_id)
+        .add_cte(new_order)
+    )
+
+
+def _line_values(position: int, line: schemas.OrderLine, now: Any) -> dict[str, Any]:
     recipient = line.recipient
     return {
-        "order_id": order_id,
         "position": position,
         "channel": str(line.channel),
         "amount": line.amount,

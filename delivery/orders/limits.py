@@ -38,6 +38,12 @@ def purchaser_key(email: str) -> str:
     return email.strip().lower()
 
 
+def counts_the_day(order: schemas.Order) -> bool:
+    """Whether :func:`check` counts the purchaser's earlier cards (a query, and a lock on
+    PostgreSQL) for a marketplace of ``order``: then intake runs in a transaction."""
+    return any(limits_for(line.marketplace).max_cards_per_day is not None for line in order.lines)
+
+
 def check(session: Session, order: schemas.Order, *, now: dt.datetime) -> None:
     """Raise :class:`OrderOverLimit` if ``order`` goes past a limit (call it in intake's transaction)."""
     breaches: list[LimitBreach] = []

@@ -12,6 +12,16 @@ their gifts are due at the vendor's next cut-off (:mod:`delivery.channels.physic
 Gifts due now are queued at once for their channel's workers; later ones stay
 ``scheduled`` for the due dispatcher, and so do the gifts of a channel that has no back
 end configured here (listed by ``giftq ops failures`` as waiting).
+
+Many small orders go through together (:func:`issue_ready_orders`): one claim of every
+ready order (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers share the backlog;
+SQLite's ``BEGIN IMMEDIATE`` serialises them), one ledger call and transaction for all
+their cards, one INSERT of all their deliveries and one send batch per channel, in which
+the purchasers' receipts ride with the gifts. A one-line storefront order costs a few
+statements shared with hundreds of others instead of a task and fifteen round trips of
+its own. Each order keeps its own outcome: its lines get cards once (a line with a card
+is never issued again), its receipt is created with its last chunk, and an order whose
+cards the ledger refuses fails alone (:func:`issue_next_chunk`, one order at a time).
 """
 
 from __future__ import annotations
@@ -35,6 +45,10 @@ from giftq.db import utcnow
 from giftq.settings import get_settings
 from ledger import CardSpec, issue_cards
 
+PROCESSABLE: tuple[OrderStatus, ...] = (OrderStatus.RECEIVED, OrderStatus.ISSUING)
+"""The statuses whose orders get their cards issued: the one filter every claim of ready
+orders uses (an order held for any other reason is never picked up)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Progress:
@@ -45,7 +59,21 @@ class Progress:
 
     @property
     def done(self) -> bool:
-        return self.status not in (OrderStatus.ISSUING, OrderStatus.RECEIVED)
+        return self.status not in PROCESSABLE
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """What one :func:`issue_ready_orders` call did."""
+
+    orders: int
+    """Orders claimed."""
+    finished: int
+    """Orders whose last card was issued by this call."""
+    issued: int
+    """Cards issued by this call."""
+    more: bool
+    """The chunk was full: more ready lines may be waiting."""
 
 
 def card_reference(order_id: int, position: int) -> str:
@@ -53,39 +81,77 @@ def card_reference(order_id: int, position: int) -> str:
 
 
 def issue_next_chunk(session: Session, order_id: int, *, chunk_size: int | None = None) -> Progress:
-    """Issue the next chunk of an order's cards in the caller's transaction."""
+    """Issue the next chunk of one order's cards in the caller's transaction."""
     order = session.scalars(
         select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
     ).one_or_none()
     if order is None:
         raise NotFound(f"no order {order_id}")
-    if order.status not in (OrderStatus.RECEIVED, OrderStatus.ISSUING):
+    if order.status not in PROCESSABLE:
         return Progress(order.id, order.status, 0)
+    issued, _, _ = _issue_chunk(session, [order], chunk_size or get_settings().issue_chunk_size)
+    return Progress(order.id, order.status, issued)
 
+
+def issue_ready_orders(session: Session, *, chunk_size: int | None = None) -> BatchProgress:
+    """Claim the oldest ready orders and issue the next chunk of their cards, together.
+
+    Up to ``chunk_size`` (``GIFTQ_ISSUE_CHUNK_SIZE``) cards, from as many orders as that
+    takes, oldest first, in the caller's transaction. Orders another worker holds are
+    skipped (PostgreSQL); a ledger refusal raises and leaves everything to the caller's
+    rollback (then :func:`issue_next_chunk` takes the orders one at a time).
+    """
     size = chunk_size or get_settings().issue_chunk_size
+    orders = list(
+        session.scalars(
+            select(Order)
+            .where(Order.status.in_(PROCESSABLE))
+            .order_by(Order.id)
+            .limit(size)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    )
+    if not orders:
+        return BatchProgress(0, 0, 0, more=False)
+    issued, finished, full = _issue_chunk(session, orders, size)
+    return BatchProgress(len(orders), finished, issued, more=full)
+
+
+def ready_order_ids(session: Session, *, limit: int) -> list[int]:
+    """The oldest ready orders' ids (for taking them one at a time)."""
+    query = select(Order.id).where(Order.status.in_(PROCESSABLE)).order_by(Order.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def _issue_chunk(session: Session, orders: Sequence[Order], size: int) -> tuple[int, int, bool]:
+    """Issue up to ``size`` cards of the locked ``orders`` (oldest lines first), create
+    their deliveries and move the orders on; returns (cards, orders finished, chunk full)."""
+    by_id = {order.id: order for order in orders}
     lines = list(
         session.scalars(
             select(OrderLine)
-            .where(OrderLine.order_id == order.id, OrderLine.card_id.is_(None))
-            .order_by(OrderLine.position)
+            .where(OrderLine.order_id.in_(list(by_id)), OrderLine.card_id.is_(None))
+            .order_by(OrderLine.order_id, OrderLine.position)
             .limit(size)
         )
     )
+    full = len(lines) == size
     now = utcnow()
-    # A short chunk was the last one; only a full one needs to ask whether more are left.
-    last = len(lines) < size or not session.scalar(
-        select(
-            exists().where(
-                OrderLine.order_id == order.id,
-                OrderLine.card_id.is_(None),
-                OrderLine.position > lines[-1].position,
-            )
-        )
-    )
-    rows = _issue(session, order, lines, now) if lines else []
-    if last:
-        rows.append(_confirmation(order, now))
-    # The chunk's deliveries (and the receipt, after the last chunk): one INSERT.
+    # Lines come ordered by order: each order before the last one's got all it had left.
+    # The last one's is finished unless the chunk was full and more of its lines wait.
+    # Orders after it got nothing this time and stay as they are.
+    last_order = lines[-1].order_id if full else None
+    finished = [
+        order
+        for order in orders
+        if last_order is None
+        or order.id < last_order
+        or (order.id == last_order and not _lines_left(session, order.id, lines[-1].position))
+    ]
+    rows = _issue(session, by_id, lines, now) if lines else []
+    rows += [_confirmation(order, now) for order in finished]
+    # The chunk's deliveries and the finished orders' receipts: one INSERT.
     if rows:
         ids = session.scalars(insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows)
         queued: dict[str, list[int]] = {}
@@ -94,16 +160,33 @@ def issue_next_chunk(session: Session, order_id: int, *, chunk_size: int | None 
                 queued.setdefault(str(row["channel"]), []).append(delivery_id)
         for channel, delivery_ids in queued.items():
             enqueue_deliveries(session, channel, delivery_ids)
-    order.status = OrderStatus.ISSUED if last else OrderStatus.ISSUING
-    order.updated_at = now
+    touched = {line.order_id for line in lines}
+    done = {order.id for order in finished}
+    for order in orders:
+        if order.id in done:
+            order.status = OrderStatus.ISSUED
+        elif order.id in touched:
+            order.status = OrderStatus.ISSUING
+        else:
+            continue
+        order.updated_at = now
     session.flush()
-    if last:
-        instruments.after_commit(session, instruments.ORDERS, outcome="issued")
-    return Progress(order.id, order.status, len(lines))
+    if finished:
+        instruments.after_commit(session, instruments.ORDERS, len(finished), outcome="issued")
+    return len(lines), len(finished), full
+
+
+def _lines_left(session: Session, order_id: int, after: int) -> bool:
+    query = select(
+        exists().where(
+            OrderLine.order_id == order_id, OrderLine.card_id.is_(None), OrderLine.position > after
+        )
+    )
+    return bool(session.scalar(query))
 
 
 def _issue(
-    session: Session, order: Order, lines: Sequence[OrderLine], now: dt.datetime
+    session: Session, orders: dict[int, Order], lines: Sequence[OrderLine], now: dt.datetime
 ) -> list[dict[str, Any]]:
     """Issue the cards of ``lines`` (one ledger call); returns their gift deliveries' values."""
     specs = [
@@ -111,12 +194,18 @@ def _issue(
             marketplace=line.marketplace,
             amount=line.amount,
             active=line.channel != Channel.PHYSICAL,
-            reference=card_reference(order.id, line.position),
+            reference=card_reference(line.order_id, line.position),
             origin=line.origin,
         )
         for line in lines
     ]
-    key = f"giftq:order:{order.id}:lines:{lines[0].position}-{lines[-1].position}"
+    # Never the same key for two requests: a line gets its card once, so a later chunk
+    # never starts at the same line (lines of several orders: their ids span them).
+    first, last = lines[0], lines[-1]
+    if first.order_id == last.order_id:
+        key = f"giftq:order:{first.order_id}:lines:{first.position}-{last.position}"
+    else:
+        key = f"giftq:lines:{first.id}-{last.id}:{len(lines)}"
     cards = issue_cards(session, specs, idempotency_key=key)
     for currency in {card.currency for card in cards}:
         issued = sum(1 for card in cards if card.currency == currency)
@@ -130,7 +219,7 @@ def _issue(
         ],
     )
     return [
-        gift_delivery(line, card.card_id, to_address=_address(line, order), now=now)
+        gift_delivery(line, card.card_id, to_address=_address(line, orders[line.order_id]), now=now)
         for line, card in zip(lines, cards, strict=True)
     ]
 
@@ -197,7 +286,7 @@ def mark_failed(session: Session, order_id: int, error: str) -> None:
     """Issuance was refused for good: record why; no more of its cards are issued."""
     failed = session.execute(
         update(Order)
-        .where(Order.id == order_id, Order.status.in_([OrderStatus.RECEIVED, OrderStatus.ISSUING]))
+        .where(Order.id == order_id, Order.status.in_(PROCESSABLE))
         .values(status=OrderStatus.FAILED, error=error[:2000], updated_at=utcnow())
     )
     if failed.rowcount:  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ from delivery.channels.physical import batches as physical_batches
 from delivery.channels.physical import reports as physical_reports
 from delivery.errors import FieldError, HoldRefused, IdempotencyConflict, InvalidOrder, NotFound
 from delivery.expiry import jobs as expiry_jobs
-from delivery.models import Channel
+from delivery.models import Channel, OrderStatus
 from delivery.orders import holds, intake, processing, schemas
 from delivery.outbox import Message, publish
 from delivery.programs import tasks as program_tasks
@@ -102,28 +102,56 @@ def place_order(
 
 @giftq_task("giftq.process_order", bind=True, throws=(InvalidOrder, NotFound), **_DB_RETRY)
 def process_order(self: Task, /, *args: Any, order_id: Any = None, **extra: Any) -> dict[str, Any]:
-    """Issue the order's cards chunk by chunk; hand over to a fresh task near the time limit."""
+    """Issue the cards of every ready order, this one among them, chunk by chunk.
+
+    Each chunk takes the oldest ready orders together (one ledger transaction, one insert
+    of their deliveries), so that the messages of the other orders it took find nothing
+    left; near the time limit the rest goes to a fresh task.
+    """
     _no_extras(args, extra)
     order_id = _id(order_id, "order_id")
     budget = get_settings().task_soft_time_limit_seconds / 2
     deadline = time.monotonic() + budget
     sessions = session_factory()
-    issued = 0
-    while True:
+    orders = issued = 0
+    while time.monotonic() < deadline:
+        try:
+            with sessions.begin() as session:
+                progress = processing.issue_ready_orders(session)
+        except LedgerError as exc:
+            log.warning("a batch of orders was refused by the ledger (%s); taking them one by one", exc)
+            finished, cards = _one_by_one(sessions)
+            orders += finished
+            issued += cards
+            continue
+        orders += progress.finished
+        issued += progress.issued
+        if not progress.more:
+            # Every order ready at the claim was taken (or is held by another worker);
+            # orders placed since have messages of their own.
+            return {"order_id": order_id, "orders": orders, "issued": issued}
+    publish([Message("giftq.process_order", {"order_id": order_id})])
+    return {"order_id": order_id, "orders": orders, "issued": issued}
+
+
+def _one_by_one(sessions: Any) -> tuple[int, int]:
+    """Issue the next chunk of each ready order on its own; an order the ledger refuses fails.
+
+    Returns (orders finished, cards issued)."""
+    with sessions.begin() as session:
+        order_ids = processing.ready_order_ids(session, limit=get_settings().issue_chunk_size)
+    finished = issued = 0
+    for order_id in order_ids:
         try:
             with sessions.begin() as session:
                 progress = processing.issue_next_chunk(session, order_id)
+            issued += progress.issued
+            finished += int(progress.issued > 0 and progress.status == OrderStatus.ISSUED)
         except LedgerError as exc:
             with sessions.begin() as session:
                 processing.mark_failed(session, order_id, str(exc))
             log.error("order %d: issuance refused, order failed: %s", order_id, exc)
-            return {"order_id": order_id, "status": "failed", "issued": issued}
-        issued += progress.issued
-        if progress.done:
-            return {"order_id": order_id, "status": progress.status, "issued": issued}
-        if time.monotonic() > deadline:
-            publish([Message("giftq.process_order", {"order_id": order_id})])
-            return {"order_id": order_id, "status": progress.status, "issued": issued}
+    return finished, issued
 
 
 @giftq_task("giftq.confirm_payment", bind=True, throws=(InvalidOrder, NotFound, HoldRefused), **_DB_RETRY)

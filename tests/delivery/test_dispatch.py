@@ -63,7 +63,24 @@ def test_the_gift_arrives_and_its_code_redeems(
     (gift_row,) = deliveries(Session, "gift")
     assert (gift_row.status, gift_row.attempts, gift_row.order_id) == ("sent", 1, order_id)
     assert attempts(Session, gift_row.id) == [(1, "accepted", 250)]
-    # A one-card order: the purchaser hears that the gift went out.
+    # An email gift sent at once leaves with its receipt, which says it is on its way:
+    # no "sent" notice follows (GIFTQ_NOTICES=later, the default).
+    notice_kinds = [d.kind for d in deliveries(Session) if d.to_address == "pat@example.com"]
+    assert notice_kinds == ["confirmation"]
+    assert len(smtp.to("pat@example.com")) == 1
+
+
+def test_with_every_notice_the_purchaser_hears_the_gift_went_out(
+    run_queued: Any,
+    Session: sessionmaker[Session],
+    issued_order: Any,
+    smtp: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GIFTQ_NOTICES", "all")
+    reset_settings()
+    issued_order(lines=1)
+    run_queued(Session)
     notice_kinds = [d.kind for d in deliveries(Session) if d.to_address == "pat@example.com"]
     assert sorted(notice_kinds) == ["confirmation", "delivered_notice"]
     assert len(smtp.to("pat@example.com")) == 2
@@ -309,3 +326,48 @@ def test_a_batch_waits_for_the_database_before_its_next_send(
     assert events[:4] == ["DATA r0@example.com", "database away", "database back", "DATA r1@example.com"]
     assert [d.status for d in deliveries(Session, "gift")] == ["sent"] * 3
     assert len(handler.accepted) == 3
+
+
+def test_an_answer_needing_no_notice_is_recorded_only_while_its_claim_holds(
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    from delivery import lifecycle
+    from delivery.channels.email.sender import EmailSender
+    from delivery.models import Order
+    from giftq.db import utcnow
+
+    issued_order(lines=1)
+    (gift, receipt) = deliveries(Session)
+    quiet: set[int] = set()
+    with Session.begin() as s:
+        dispatch.claim(s, EmailSender(), [gift.id, receipt.id], claimer="task-1", quiet=quiet)
+        order = s.get_one(Order, gift.order_id)
+        # Neither needs a notice once accepted: a gift sent at once, and the receipt.
+        assert quiet == {gift.id, receipt.id}
+        assert not lifecycle.notice_on_accept(s.get_one(Delivery, gift.id), order, reports_delivery=False)
+    now = utcnow()
+    answer = {"code": 250, "response": "250 ok", "provider_ref": None, "started": now, "now": now}
+    with Session.begin() as s:
+        # Another task's claim (the sweeper gave the row to it): nothing changes.
+        assert not lifecycle.accepted_quietly(s, gift.id, claimer="task-2", **answer)
+    assert attempts(Session, gift.id) == []
+    with Session.begin() as s:
+        assert lifecycle.accepted_quietly(s, gift.id, claimer="task-1", **answer)
+    with Session.begin() as s:
+        assert not lifecycle.accepted_quietly(s, gift.id, claimer="task-1", **answer)  # sent already
+    (sent,) = deliveries(Session, "gift")
+    assert (sent.status, sent.attempts, sent.sent_at, sent.last_error) == ("sent", 1, now, None)
+    assert attempts(Session, gift.id) == [(1, "accepted", 250)]
+
+
+def test_a_retried_gift_is_recorded_with_its_notice(
+    run_queued: Any, Session: sessionmaker[Session], issued_order: Any, smtp: Any
+) -> None:
+    smtp.script["r0@example.com"] = ["421 4.7.0 try again later"] * 3
+    issued_order(lines=1)
+    run_queued(Session)
+    (gift,) = deliveries(Session, "gift")
+    assert gift.status == "sent" and gift.attempts >= 2
+    # It went out later than its receipt said: the purchaser hears it did (GIFTQ_NOTICES=later).
+    (notice,) = deliveries(Session, "delivered_notice")
+    assert (notice.parent_id, notice.to_address, notice.status) == (gift.id, "pat@example.com", "sent")

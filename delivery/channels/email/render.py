@@ -1,15 +1,15 @@
 """Rendering: an email context in, subject + plain text + HTML out.
 
 Templates live in ``<templates_dir>/email/<kind>/{subject.txt,body.txt,body.html}``.
-One Jinja2 environment per templates directory is built once per process and kept
+One Jinja2 environment per templates directory and language is built once per process and kept
 warm: templates compile on first use and are never re-read (``auto_reload=False``),
 so a deploy that changes a template restarts the workers anyway.
 
 - ``.html`` is autoescaped; ``.txt`` (and so the subject) is not, because it is not HTML.
 - Undefined variables raise (``StrictUndefined``) instead of rendering as blanks.
 - Text goes through ``gettext``/``ngettext`` (``jinja2.ext.i18n``, new style, so
-  ``_("Hello %(name)s", name=x)`` escapes ``x`` in HTML). The catalog is picked per
-  render from the ``l10n`` template variable, so one environment serves every language.
+  ``_("Hello %(name)s", name=x)`` escapes ``x`` in HTML), bound to the catalog of the
+  reader's language: one environment per language, each compiling the templates once.
 - ``|money(marketplace)`` formats minor units with Babel in the reader's locale.
 - Every email is written for its reader (:func:`delivery.channels.email.i18n.localization`):
   the context's ``locale``, else its marketplace's.
@@ -40,7 +40,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from delivery import designs
+from delivery import designs, notice_policy
 from delivery.channels.email.contexts import (
     DeliveryFailedEmail,
     EmailContext,
@@ -52,7 +52,7 @@ from delivery.channels.email.contexts import (
     OrderConfirmationEmail,
     PrintableGiftEmail,
 )
-from delivery.channels.email.i18n import Localization, format_money, localization
+from delivery.channels.email.i18n import Localization, format_money, localization, translations
 from giftq.settings import Settings, get_settings
 from giftq.text import clean_paragraphs, one_line
 from ledger.expiry_policy import terms_url
@@ -82,8 +82,8 @@ class RenderedEmail:
 def render_email(ctx: EmailContext) -> RenderedEmail:
     """Render the subject, plain-text and HTML bodies of ``ctx`` in its reader's language."""
     settings = get_settings()
-    env = _environment(settings.templates_dir)
     l10n = localization(ctx.marketplace, ctx.locale)
+    env = _environment(settings.templates_dir, l10n.language)
     variables = _variables(ctx, l10n, settings)
     base = f"email/{ctx.kind}/"
     subject = one_line(env.get_template(base + "subject.txt").render(variables))
@@ -176,8 +176,10 @@ def _variables(ctx: EmailContext, l10n: Localization, settings: Settings) -> dic
             ],
             totals=_totals(ctx, l10n),
             ordered_on=l10n.date(ctx.ordered_at) if ctx.ordered_at else "",
-            # The dispatcher tells of each sent gift only for orders this small.
-            notices_each_gift=len(ctx.lines) <= settings.delivered_notice_max_lines,
+            # Promise only the "sent" notices that will come (GIFTQ_NOTICES).
+            notices_each_gift=notice_policy.receipt_promises_notices(
+                ((line.channel, line.send_at is not None) for line in ctx.lines), settings
+            ),
         )
     elif isinstance(ctx, OrderCancelledEmail):
         variables.update(
@@ -271,16 +273,6 @@ def _l10n(context: Context) -> Localization:
 
 
 @pass_context
-def _gettext(context: Context, message: str) -> str:
-    return _l10n(context).translations.gettext(message)
-
-
-@pass_context
-def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
-    return _l10n(context).translations.ngettext(singular, plural, n)
-
-
-@pass_context
 def _money_filter(context: Context, amount: int, marketplace: str | None = None) -> str:
     return _l10n(context).money(amount, marketplace)
 
@@ -328,8 +320,15 @@ def _break_long_words(line: str, room: int) -> str:
     return " ".join(words)
 
 
-@lru_cache(maxsize=4)
-def _environment(templates_dir: Path) -> Environment:
+@lru_cache(maxsize=16)
+def _environment(templates_dir: Path, language: str) -> Environment:
+    """The environment of one language: its catalog is bound to the templates' ``_()``.
+
+    One per language rather than one whose ``_()`` looks the catalog up in each render's
+    variables: a gift email calls ``_()`` some 25 times, and Jinja's call into a
+    context-taking function cost about as much as the rest of the render. Each language
+    compiles the templates once.
+    """
     env = Environment(
         loader=FileSystemLoader(templates_dir),
         autoescape=select_autoescape(
@@ -345,8 +344,9 @@ def _environment(templates_dir: Path) -> Environment:
         keep_trailing_newline=True,
         auto_reload=False,
     )
+    catalog = translations(language)
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext=_gettext, ngettext=_ngettext, newstyle=True
+        gettext=catalog.gettext, ngettext=catalog.ngettext, newstyle=True
     )
     env.filters["money"] = _money_filter
     env.filters["paragraph"] = _paragraph_filter

@@ -130,3 +130,36 @@ def test_racing_requests_with_one_key_make_one_order(
     assert len({r.order_id for r in placed}) == 1
     assert sum(r.created for r in placed) == 1
     assert counts(Session) == (1, 1)
+
+
+@pytest.mark.parametrize("one_statement_max_lines", [1000, 2], ids=["one statement", "two statements"])
+def test_both_ways_of_writing_an_order_keep_it_whole_and_idempotent(
+    Session: sessionmaker[Session],
+    order_payload: Any,
+    broker_messages: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    one_statement_max_lines: int,
+) -> None:
+    # PostgreSQL writes an order of up to this many lines in one statement, a bigger
+    # one (and every order on SQLite) as the order row, then its lines.
+    from delivery.orders import intake
+
+    monkeypatch.setattr(intake, "ONE_STATEMENT_MAX_LINES", one_statement_max_lines)
+    payload = order_payload(lines=3)
+    payload["lines"][1]["recipient"] = {"name": "Kim", "email": "kim@example.com", "locale": "de-DE"}
+    first = place_order(payload, idempotency_key="both")
+    assert place_order(payload, idempotency_key="both") == PlacedOrder(first.order_id, "received", False)
+    with pytest.raises(IdempotencyConflict):
+        place_order(order_payload(lines=1), idempotency_key="both")
+    assert counts(Session) == (1, 3)
+    assert broker_messages("orders") == [("giftq.process_order", {"order_id": first.order_id})]
+    with Session() as s:
+        lines = s.scalars(select(OrderLine).order_by(OrderLine.position)).all()
+        assert [(line.order_id, line.position, line.recipient_email) for line in lines] == [
+            (first.order_id, 0, "r0@example.com"),
+            (first.order_id, 1, "kim@example.com"),
+            (first.order_id, 2, "r2@example.com"),
+        ]
+        assert lines[1].recipient_locale == "de_DE"
+        assert lines[0].message == "Happy birthday!\nLove, Pat"
+        assert lines[0].due_at.tzinfo is not None

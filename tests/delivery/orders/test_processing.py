@@ -4,7 +4,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from delivery import place_order
@@ -13,7 +13,7 @@ from delivery.models import Delivery, DeliveryKind, Order, OrderLine, OrderStatu
 from delivery.orders import processing
 from giftq.db import utcnow
 from ledger import get_card
-from ledger.models import Card
+from ledger.models import Card, LedgerTransaction
 
 
 def process(Session: sessionmaker[Session], order_id: int, chunk_size: int = 500) -> list[int]:
@@ -156,3 +156,120 @@ def test_mark_failed(Session: sessionmaker[Session], order_payload: Any) -> None
     with Session() as s:
         order = s.get_one(Order, placed.order_id)
         assert (order.status, order.error) == ("failed", "ledger said no")
+
+
+# --- many orders at once ------------------------------------------------------------------
+
+
+def _place(order_payload: Any, *sizes: int) -> list[int]:
+    return [
+        place_order(order_payload(lines=n), idempotency_key=f"batch-{i}").order_id
+        for i, n in enumerate(sizes)
+    ]
+
+
+def _statuses(Session: sessionmaker[Session], order_ids: list[int]) -> list[str]:
+    with Session() as s:
+        return [s.get_one(Order, i).status for i in order_ids]
+
+
+def test_ready_orders_are_issued_together(
+    Session: sessionmaker[Session], order_payload: Any, broker_messages: Any
+) -> None:
+    order_ids = _place(order_payload, 1, 1, 3, 1)
+    broker_messages("orders")
+    with Session.begin() as s:
+        progress = processing.issue_ready_orders(s)
+    assert progress == processing.BatchProgress(orders=4, finished=4, issued=6, more=False)
+    assert _statuses(Session, order_ids) == ["issued"] * 4
+    with Session() as s:
+        # One ledger transaction for the six cards of the four orders.
+        assert s.scalar(select(func.count()).select_from(LedgerTransaction)) == 1
+        deliveries = s.scalars(select(Delivery).order_by(Delivery.id)).all()
+        gifts = [d for d in deliveries if d.kind == DeliveryKind.GIFT]
+        receipts = [d for d in deliveries if d.kind == DeliveryKind.CONFIRMATION]
+        assert sorted(d.order_id for d in receipts) == order_ids
+        assert [d.order_id for d in gifts] == [order_ids[0], order_ids[1], *[order_ids[2]] * 3, order_ids[3]]
+        for gift in gifts:
+            line = s.get_one(OrderLine, gift.line_id)
+            assert (line.order_id, line.card_id) == (gift.order_id, gift.card_id)
+            card = get_card(s, gift.card_id or 0)
+            assert card.reference == f"giftq:order:{line.order_id}:line:{line.position}"
+    # The receipts ride in the same send batch as the gifts.
+    (message,) = broker_messages("email")
+    assert message == ("giftq.dispatch_email", {"delivery_ids": [d.id for d in deliveries]})
+
+
+def test_a_chunk_ends_inside_an_order_and_the_next_goes_on_from_there(
+    Session: sessionmaker[Session], order_payload: Any
+) -> None:
+    first, big, last = _place(order_payload, 1, 3, 1)
+    with Session.begin() as s:
+        assert processing.issue_ready_orders(s, chunk_size=2) == processing.BatchProgress(2, 1, 2, more=True)
+    assert _statuses(Session, [first, big, last]) == ["issued", "issuing", "received"]
+    with Session.begin() as s:
+        assert processing.issue_ready_orders(s, chunk_size=2) == processing.BatchProgress(2, 1, 2, more=True)
+    assert _statuses(Session, [first, big, last]) == ["issued", "issued", "received"]
+    with Session.begin() as s:
+        assert processing.issue_ready_orders(s, chunk_size=2) == processing.BatchProgress(1, 1, 1, more=False)
+    with Session.begin() as s:
+        assert processing.issue_ready_orders(s, chunk_size=2) == processing.BatchProgress(0, 0, 0, more=False)
+    with Session() as s:
+        assert s.scalar(select(func.count()).select_from(Card)) == 5
+        card_ids = s.scalars(select(OrderLine.card_id)).all()
+        assert None not in card_ids and len(set(card_ids)) == 5
+        receipts = s.scalars(select(Delivery.order_id).where(Delivery.kind == DeliveryKind.CONFIRMATION))
+        assert sorted(receipts) == [first, big, last]
+        # A message for an order a batch took finds nothing left to do.
+        assert processing.issue_next_chunk(s, big).issued == 0
+
+
+def test_only_processable_orders_are_claimed(Session: sessionmaker[Session], order_payload: Any) -> None:
+    waiting, cancelled = _place(order_payload, 1, 1)
+    with Session.begin() as s:
+        s.get_one(Order, cancelled).status = OrderStatus.CANCELLED
+    with Session.begin() as s:
+        assert processing.issue_ready_orders(s).orders == 1
+    assert _statuses(Session, [waiting, cancelled]) == ["issued", "cancelled"]
+    with Session() as s:
+        assert s.scalar(select(func.count()).select_from(Card)) == 1
+
+
+# SQLite runs one writer at a time (BEGIN IMMEDIATE): there is nothing to share there.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_workers_share_the_backlog_without_waiting(
+    Session: sessionmaker[Session], order_payload: Any, engine: Any
+) -> None:
+    earliest, *order_ids = _place(order_payload, 1, 1, 1, 1, 1)
+    with Session.begin() as s:
+        # The marketplace's funding account exists from the first card on.
+        processing.issue_next_chunk(s, earliest)
+    with Session.begin() as first:
+        assert processing.issue_ready_orders(first, chunk_size=2).orders == 2
+        # A second worker meanwhile skips the two held orders and takes the others.
+        with Session.begin() as second:
+            second.execute(text("SET LOCAL lock_timeout = '10s'"))  # waiting would fail, not hang
+            assert processing.issue_ready_orders(second, chunk_size=2) == processing.BatchProgress(
+                2, 2, 2, more=True
+            )
+    assert _statuses(Session, order_ids) == ["issued"] * 4
+
+
+def test_the_task_fails_only_the_order_the_ledger_refuses(
+    Session: sessionmaker[Session], order_payload: Any
+) -> None:
+    from delivery.worker import tasks
+
+    good, bad, other = _place(order_payload, 1, 2, 1)
+    with Session.begin() as s:
+        # Past what the ledger issues on one card (intake refuses it; here it slipped in).
+        s.execute(
+            update(OrderLine).where(OrderLine.order_id == bad, OrderLine.position == 1).values(amount=10**10)
+        )
+    result = tasks.process_order(order_id=good)
+    assert result == {"order_id": good, "orders": 2, "issued": 2}
+    assert _statuses(Session, [good, bad, other]) == ["issued", "failed", "issued"]
+    with Session() as s:
+        assert "above the ceiling" in (s.get_one(Order, bad).error or "")
+        issued = s.scalars(select(OrderLine.order_id).where(OrderLine.card_id.is_not(None)))
+        assert sorted(issued) == [good, other]

@@ -11,6 +11,7 @@ import copy
 import email.message
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,8 +19,16 @@ from delivery import place_order
 from delivery.channels.email import DeliveryFailedEmail, GiftDeliveredEmail, compose, render_email
 from delivery.models import Delivery, Order
 from delivery.orders import processing
+from giftq.settings import reset_settings
 
 LINE: dict[str, Any] = {"channel": "email", "amount": 2500, "design": "classic", "message": "Für dich!"}
+
+
+@pytest.fixture(autouse=True)
+def _every_notice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the purchaser's notices: one for each gift, sent at once too."""
+    monkeypatch.setenv("GIFTQ_NOTICES", "all")
+    reset_settings()
 
 
 def place(Session: sessionmaker[Session], purchaser_locale: str | None, *lines: dict[str, Any]) -> int:

@@ -215,12 +215,16 @@ def test_rendered_email_repr_hides_bodies(samples: SimpleNamespace) -> None:
     assert samples.CODE not in repr(rendered)
 
 
-def test_environment_is_built_once_per_process(samples: SimpleNamespace) -> None:
+def test_environment_is_built_once_per_process_and_language(samples: SimpleNamespace) -> None:
     render_email(samples.gift())
-    env = _environment(get_settings().templates_dir)
+    english = _environment(get_settings().templates_dir, "en")
     render_email(samples.gift("DE"))
-    assert _environment(get_settings().templates_dir) is env
-    assert env.auto_reload is False
+    german = _environment(get_settings().templates_dir, "de")
+    render_email(samples.gift("US"))
+    render_email(samples.gift("DE"))
+    assert _environment(get_settings().templates_dir, "en") is english
+    assert _environment(get_settings().templates_dir, "de") is german is not english
+    assert english.auto_reload is False
 
 
 def test_a_long_word_in_a_message_wraps_in_the_text_part(samples: SimpleNamespace) -> None:

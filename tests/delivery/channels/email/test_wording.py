@@ -99,8 +99,10 @@ def test_the_receipt_promises_only_the_notices_that_come(
 
 
 def test_the_notice_says_delivered_only_when_the_gift_row_is(
-    Session: sessionmaker[Session], issued_order: Any, smtp: Any
+    Session: sessionmaker[Session], issued_order: Any, smtp: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("GIFTQ_NOTICES", "all")  # an email gift sent at once gets one too
+    reset_settings()
     issued_order(lines=1)
     with Session() as s:
         ids = list(s.scalars(select(Delivery.id)))
