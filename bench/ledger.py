@@ -278,7 +278,7 @@ def run_redemptions(
     *,
     seconds: float = 10.0,
     anchor_tps: float | None = None,
-    stock: int = 12_000,
+    stock: int = 40_000,
     accounts: int = 100_000,
 ) -> Row:
     """Redemptions per second from ``clients`` processes, each redemption its own transaction.

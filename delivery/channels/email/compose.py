@@ -143,18 +143,7 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
             purchaser_email=delivery.to_address or order.purchaser_email,
             order_ref=order_ref(order),
             marketplace=order_lines[0].marketplace,
-            lines=tuple(
-                ConfirmationLine(
-                    recipient_name=line.recipient_name,
-                    channel=line.channel,
-                    amount=line.amount,
-                    marketplace=line.marketplace,
-                    masked_code=mask(line.card_last4) if line.card_last4 else None,
-                    send_at=_send_at(line),
-                    send_zone=line.send_at_zone,
-                )
-                for line in order_lines
-            ),
+            lines=tuple(_listed(line, planned=True) for line in order_lines),
             ordered_at=order.created_at,
             locale=purchaser_locale(order, order_lines),
             message_id=message_id,
@@ -239,6 +228,22 @@ def context(delivery: Delivery, order: Order, loaded: Loaded) -> EmailContext:
     )
 
 
+def _listed(line: OrderLine, *, planned: bool) -> ConfirmationLine:
+    """A line as an email about its whole order lists it; ``planned``: with its masked card
+    and send time (a receipt), else only whom and what (a cancelled order's)."""
+    if not planned:
+        return ConfirmationLine(line.recipient_name, line.channel, line.amount, line.marketplace)
+    return ConfirmationLine(
+        recipient_name=line.recipient_name,
+        channel=line.channel,
+        amount=line.amount,
+        marketplace=line.marketplace,
+        masked_code=mask(line.card_last4) if line.card_last4 else None,
+        send_at=_send_at(line),
+        send_zone=line.send_at_zone,
+    )
+
+
 def _cancelled(
     delivery: Delivery, order: Order, order_lines: list[OrderLine], message_id: str
 ) -> OrderCancelledEmail:
@@ -248,15 +253,7 @@ def _cancelled(
         purchaser_email=delivery.to_address or order.purchaser_email,
         order_ref=order_ref(order),
         marketplace=order_lines[0].marketplace,
-        lines=tuple(
-            ConfirmationLine(
-                recipient_name=line.recipient_name,
-                channel=line.channel,
-                amount=line.amount,
-                marketplace=line.marketplace,
-            )
-            for line in order_lines
-        ),
+        lines=tuple(_listed(line, planned=False) for line in order_lines),
         reason=CancelReason(delivery.reason or CancelReason.CANCELLED),
         # Whole hours, rounded up: a deadline of 90 minutes reads "2 hours", never "1".
         deadline_hours=-(-int(deadline.total_seconds()) // 3600),
