@@ -7,27 +7,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from giftq.db import is_sqlite
+from giftq.db import insert_new, is_sqlite
 
 
 def insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; True when the row was inserted.
-
-    On PostgreSQL a concurrent insert of the same key waits for the other
-    transaction and then does nothing, so a caller that gets False can read the
-    winner's committed row.
-    """
-    dialect_insert = sqlite.insert if is_sqlite(session) else postgresql.insert
-    # RETURNING, not rowcount: psycopg 3 under SQLAlchemy reports -1 here.
-    table = model.__table__
-    statement = (
-        dialect_insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
-    )
-    return session.execute(statement).first() is not None
+    """INSERT ... ON CONFLICT DO NOTHING; True when the row was inserted
+    (:func:`giftq.db.insert_new`, for callers that need no key back)."""
+    return insert_new(session, model, values) is not None
 
 
 def insert_many(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> list[int]:

@@ -373,6 +373,36 @@ def module_database(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Ite
 
 
 @contextmanager
+def running_pipeline(
+    request: pytest.FixtureRequest, tmp: Path, redis_db: int, **settings: str
+) -> Iterator[Pipeline]:
+    """A module's pipeline: a PostgreSQL database, a Redis database, an SMTP server that
+    answers as scripted, and one worker with its embedded beat (``-B``, prefork, 2
+    children) serving the orders, email and scheduler queues; ``settings`` add to its
+    environment."""
+    from sqlalchemy.orm import sessionmaker
+
+    from delivery.channels.email.sink import SmtpServerThread
+    from giftq.db import make_engine
+
+    smtp = ScriptedSmtp()
+    with (
+        module_database("postgresql", request, tmp) as url,
+        module_redis(redis_db) as broker,
+        SmtpServerThread(smtp, "127.0.0.1", 0) as server,
+    ):
+        env = pipeline_env(url, broker, server.port, tmp / "var", **settings)
+        worker = WorkerProcess(env, tmp / "worker.log", "-Q", "orders,email,scheduler", "-c", "2", "-B")
+        worker.start()
+        engine = make_engine(url)
+        try:
+            yield Pipeline(url, broker, smtp, env, sessionmaker(engine, expire_on_commit=False), worker)
+        finally:
+            worker.stop()
+            engine.dispose()
+
+
+@contextmanager
 def module_redis(db: int) -> Iterator[str]:
     """A Redis database of its own for a module's worker (emptied before and after)."""
     import redis

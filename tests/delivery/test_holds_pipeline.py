@@ -11,37 +11,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.orm import sessionmaker
 
-from delivery.channels.email.sink import SmtpServerThread
 from delivery.models import Order
-from giftq.db import make_engine, utcnow
+from giftq.db import utcnow
 
 
 @pytest.fixture(scope="module")
 def _module_pipeline(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, conftest: Any
 ) -> Iterator[Any]:
-    tmp = tmp_path_factory.mktemp("holds")
-    smtp = conftest.ScriptedSmtp()
-    with (
-        conftest.module_database("postgresql", request, tmp) as url,
-        conftest.module_redis(14) as broker,
-        SmtpServerThread(smtp, "127.0.0.1", 0) as server,
-    ):
-        env = conftest.pipeline_env(url, broker, server.port, tmp / "var", GIFTQ_SWEEP_INTERVAL_SECONDS="1")
-        worker = conftest.WorkerProcess(
-            env, tmp / "worker.log", "-Q", "orders,email,scheduler", "-c", "2", "-B"
-        )
-        worker.start()
-        engine = make_engine(url)
-        try:
-            yield conftest.Pipeline(
-                url, broker, smtp, env, sessionmaker(engine, expire_on_commit=False), worker
-            )
-        finally:
-            worker.stop()
-            engine.dispose()
+    with conftest.running_pipeline(
+        request, tmp_path_factory.mktemp("holds"), 14, GIFTQ_SWEEP_INTERVAL_SECONDS="1"
+    ) as pipeline:
+        yield pipeline
 
 
 @pytest.fixture

@@ -17,11 +17,9 @@ import pytest
 import redis
 from kombu import Connection
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from delivery.channels.email.sink import SmtpServerThread
 from delivery.models import DeliveryAttempt, Order
-from giftq.db import make_engine, utcnow
+from giftq.db import utcnow
 from ledger import redeem
 
 
@@ -29,34 +27,15 @@ from ledger import redeem
 def _module_pipeline(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, conftest: Any
 ) -> Iterator[Any]:
-    tmp = tmp_path_factory.mktemp("pipeline")
-    smtp = conftest.ScriptedSmtp()
-    with (
-        conftest.module_database("postgresql", request, tmp) as url,
-        conftest.module_redis(15) as broker,
-        SmtpServerThread(smtp, "127.0.0.1", 0) as server,
-    ):
-        env = conftest.pipeline_env(
-            url,
-            broker,
-            server.port,
-            tmp / "var",
-            GIFTQ_SCHEDULER_INTERVAL_SECONDS="0.5",
-            GIFTQ_SWEEP_INTERVAL_SECONDS="1",
-            GIFTQ_SWEEP_STUCK_AFTER_SECONDS="3",
-        )
-        worker = conftest.WorkerProcess(
-            env, tmp / "worker.log", "-Q", "orders,email,scheduler", "-c", "2", "-B"
-        )
-        worker.start()
-        engine = make_engine(url)
-        try:
-            yield conftest.Pipeline(
-                url, broker, smtp, env, sessionmaker(engine, expire_on_commit=False), worker
-            )
-        finally:
-            worker.stop()
-            engine.dispose()
+    with conftest.running_pipeline(
+        request,
+        tmp_path_factory.mktemp("pipeline"),
+        15,
+        GIFTQ_SCHEDULER_INTERVAL_SECONDS="0.5",
+        GIFTQ_SWEEP_INTERVAL_SECONDS="1",
+        GIFTQ_SWEEP_STUCK_AFTER_SECONDS="3",
+    ) as pipeline:
+        yield pipeline
 
 
 @pytest.fixture
